@@ -1,0 +1,28 @@
+# Two commands on a fresh clone:  `make demo` (inflate resnet50 and check it)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch/torchvision are pinned to the builds that pip finds locally on our machines; other pins work too.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+$(BIN)/quovadis: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: venv demo test bench sweep
+venv: $(BIN)/quovadis
+
+demo: venv
+	$(BIN)/quovadis inflate resnet50 --frames 8 --out runs/resnet50_i3d.safetensors
+
+test: venv
+	$(BIN)/python -m pytest -n 2 tests
+
+bench: venv
+	$(BIN)/python benchmarks/bench_inflate.py
+
+sweep: venv
+	$(BIN)/python benchmarks/sweep_timm.py

@@ -1,0 +1,1 @@
+"""quovadis.converters: import DeepMind's released I3D TensorFlow checkpoints into safetensors."""

@@ -1,0 +1,1 @@
+"""quovadis.zoo: named video models with their weights, labels and preprocessing."""
