@@ -74,6 +74,19 @@ class VideoModel(nn.Module):
                 setattr(self.net, head_name, head)
         return self._split_time(y, batch, reduce_time=False, spatial_first=True)
 
+    def to_channels_last(self) -> "VideoModel":
+        """Put 5D weights in ``channels_last_3d`` and 4D weights in ``channels_last``, in place.
+
+        Feed the model ``x.to(memory_format=torch.channels_last_3d)``: then every regrouping of frames
+        into a clip and back is a free view. (``model.to(memory_format=...)`` cannot do this, since the
+        model holds 4D and 5D weights side by side.)
+        """
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dim() in (4, 5):
+                fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+                t.data = t.data.contiguous(memory_format=fmt)
+        return self
+
     def reset_classifier(self, num_classes: int):
         """Replace the classification head for ``num_classes`` (timm's API where the 2D model has it)."""
         if hasattr(self.net, "reset_classifier"):

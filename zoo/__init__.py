@@ -1,1 +1,19 @@
-"""quovadis.zoo: named video models with their weights, labels and preprocessing."""
+"""quovadis.zoo: named video models with their weights, labels and preprocessing.
+
+    >>> import zoo
+    >>> zoo.list("i3d_*")
+    >>> model = zoo.load("i3d_inception_k400_rgb", weights="i3d_rgb.safetensors")   # eval mode
+    >>> entry = zoo.info("i3d_inception_k400_rgb"); x = entry.transform(frames, fps=30)[None]
+"""
+from .api import build, info, load
+from .i3d import ENDPOINTS, InceptionI3d
+from .labels import label_names
+from .preprocess import FlowPreprocess, RGBPreprocess
+from .registry import REGISTRY, ModelEntry, list_models
+from .two_stream import TwoStreamI3D
+from .weights import WeightsError
+
+list = list_models  # noqa: A001  (zoo.list, as timm.list_models)
+
+__all__ = ["load", "info", "build", "list", "list_models", "InceptionI3d", "ENDPOINTS", "TwoStreamI3D",
+           "ModelEntry", "REGISTRY", "RGBPreprocess", "FlowPreprocess", "label_names", "WeightsError"]

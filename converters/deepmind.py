@@ -1,0 +1,142 @@
+"""Convert DeepMind's released kinetics-i3d TensorFlow checkpoints to safetensors, without TensorFlow.
+
+    quovadis convert deepmind data/checkpoints/rgb_imagenet -o i3d_rgb_imagenet.safetensors
+
+Strict: every model tensor in the checkpoint is consumed, every parameter and buffer of the PyTorch
+model is filled, and shapes must agree; optimizer slots (``/Momentum``) are the only tensors skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from inflate.atomic import atomic_path
+from zoo.i3d import InceptionI3d
+
+from .deepmind_names import is_ignored, split_scope, tf_to_torch, tf_to_torch_array
+from .tf_bundle import BundleReader, CheckpointError, resolve_prefix
+
+VARIANTS = {
+    # variant: (modality, in_channels, classes, label set, what the weights were bootstrapped from)
+    "rgb_scratch": ("rgb", 3, 400, "kinetics400", "scratch"),
+    "rgb_imagenet": ("rgb", 3, 400, "kinetics400", "imagenet"),
+    "flow_scratch": ("flow", 2, 400, "kinetics400", "scratch"),
+    "flow_imagenet": ("flow", 2, 400, "kinetics400", "imagenet"),
+    "rgb_scratch_kin600": ("rgb", 3, 600, "kinetics600", "scratch"),
+}
+META_PREFIX = "quovadis."
+
+
+@dataclass
+class Conversion:
+    out: Path
+    variant: str
+    tensors: int
+    skipped: int
+    sha256: dict
+
+
+def detect_variant(names, shapes: dict, path: Path) -> str:
+    """The released variant, from the tensor names (scope, classes); ImageNet vs scratch from the folder."""
+    scopes = {split_scope(n)[0] for n in names if not is_ignored(n)}
+    logits = [s for n, s in shapes.items() if n.endswith("Logits/Conv3d_0c_1x1/conv_3d/b")]
+    classes = int(logits[0][-1]) if logits else None
+    if scopes == {""} and classes == 600:
+        return "rgb_scratch_kin600"
+    if scopes == {"RGB/inception_i3d/"}:
+        modality = "rgb"
+    elif scopes == {"Flow/inception_i3d/"}:
+        modality = "flow"
+    else:
+        raise CheckpointError(
+            f"{path}: cannot tell which kinetics-i3d variant this is (variable scopes {sorted(scopes)}, "
+            f"{classes} logits). Pass variant= one of {sorted(VARIANTS)}.")
+    parts = " ".join(p.lower() for p in path.parts[-3:])
+    for init in ("imagenet", "scratch"):
+        if init in parts:
+            return f"{modality}_{init}"
+    raise CheckpointError(
+        f"{path}: the names say {modality.upper()} with {classes} classes, but whether it was bootstrapped from "
+        "ImageNet is not stored in the checkpoint and the path does not say. Pass "
+        f"variant='{modality}_imagenet' or '{modality}_scratch' (--variant on the command line).")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_deepmind_state_dict(src, variant: str | None = None) -> tuple[dict, str, dict, int]:
+    """Read a checkpoint into an I3D state dict: ``(state_dict, variant, checkpoint_files, skipped)``."""
+    prefix = resolve_prefix(src)
+    with BundleReader(prefix) as reader:
+        names = reader.names()
+        shapes = {n: reader.info(n).shape for n in names}
+        variant = variant or detect_variant(names, shapes, Path(src))
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        _, in_channels, classes, _, _ = VARIANTS[variant]
+        model = InceptionI3d(num_classes=classes, in_channels=in_channels)
+        expected = model.state_dict()
+        state, skipped, unknown = {}, 0, []
+        for name in names:
+            key = tf_to_torch(name)
+            if key is None:
+                if is_ignored(name):
+                    skipped += 1
+                else:
+                    unknown.append(name)
+                continue
+            if key not in expected:
+                unknown.append(name)
+                continue
+            if key in state:
+                raise CheckpointError(f"{prefix}: two tensors map to {key} (the second is {name}); "
+                                      "the checkpoint mixes variable scopes")
+            array = tf_to_torch_array(key, reader.read(name))
+            if tuple(array.shape) != tuple(expected[key].shape):
+                raise CheckpointError(
+                    f"{prefix}: tensor {name} has shape {tuple(reader.info(name).shape)}, which gives "
+                    f"{tuple(array.shape)} for {key}; the {variant} model needs {tuple(expected[key].shape)}. "
+                    "Is the variant right?")
+            state[key] = torch.from_numpy(array.astype("float32", copy=False))
+        files = reader.files()
+    if unknown:
+        raise CheckpointError(f"{prefix}: {len(unknown)} tensor(s) are not part of I3D, e.g. {unknown[:3]}; "
+                              "this is not a kinetics-i3d checkpoint, or the name map needs an entry")
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointError(f"{prefix}: the checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
+                              f"{missing[:3]}; it may be truncated or from another architecture")
+    return state, variant, {p.name: p for p in files}, skipped
+
+
+def convert_deepmind(src, out, *, variant: str | None = None) -> Conversion:
+    """Convert one released checkpoint (folder, prefix or ``.index``) to a safetensors file, atomically."""
+    state, variant, files, skipped = load_deepmind_state_dict(src, variant)
+    modality, in_channels, classes, labels, init = VARIANTS[variant]
+    sha = {name: file_sha256(path) for name, path in sorted(files.items())}
+    config = InceptionI3d(num_classes=classes, in_channels=in_channels).config
+    metadata = {
+        "format": "pt",
+        META_PREFIX + "config": json.dumps(config),
+        META_PREFIX + "variant": variant,
+        META_PREFIX + "modality": modality,
+        META_PREFIX + "labels": labels,
+        META_PREFIX + "pretraining": init,
+        META_PREFIX + "source": str(resolve_prefix(src)),
+        META_PREFIX + "source_sha256": json.dumps(sha),
+        META_PREFIX + "license": "Apache-2.0 (weights: DeepMind kinetics-i3d)",
+    }
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+    return Conversion(out, variant, len(state), skipped, sha)

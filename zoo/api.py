@@ -1,0 +1,54 @@
+"""``zoo.list``, ``zoo.info`` and ``zoo.load``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn as nn
+
+from .i3d import InceptionI3d
+from .registry import ModelEntry, get_entry, list_models
+from .two_stream import TwoStreamI3D
+from .weights import load_into, resolve
+
+
+def info(name: str) -> ModelEntry:
+    """The registry entry of ``name``: config, modality, labels, preprocessing, source, license, accuracy."""
+    return get_entry(name)
+
+
+def build(entry: ModelEntry) -> nn.Module:
+    """The architecture of ``entry`` with fresh random weights."""
+    if entry.arch == "inception_i3d":
+        return InceptionI3d(**entry.config)
+    if entry.arch == "two_stream_i3d":
+        rgb, flow = (build(get_entry(n)) for n in entry.components)
+        return TwoStreamI3D(rgb, flow)
+    raise ValueError(f"{entry.name}: unknown architecture {entry.arch!r}")
+
+
+def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, force_download: bool = False):
+    """A zoo model, in eval mode, with its weights.
+
+    Args:
+        name: a registry name (see :func:`list`).
+        weights: a local safetensors file to load instead of resolving. For two-stream models, a dict
+            ``{"rgb": path, "flow": path}``.
+        pretrained: False builds the architecture with fresh random weights (train mode).
+        cache_dir: where cached weights live (default: ``$QUOVADIS_HOME`` / the Hugging Face cache).
+    """
+    entry = get_entry(name)
+    model = build(entry)
+    model.zoo_entry = entry
+    if not pretrained:
+        return model
+    if entry.arch == "two_stream_i3d":
+        files = weights or {}
+        if not isinstance(files, dict):
+            raise TypeError(f"{name}: weights= must be a dict {{'rgb': path, 'flow': path}} for a two-stream model")
+        for stream, component in zip(("rgb", "flow"), entry.components):
+            sub = load(component, weights=files.get(stream), cache_dir=cache_dir, force_download=force_download)
+            setattr(model, stream, sub)
+        return model.eval()
+    path = Path(weights) if weights is not None else resolve(entry, cache_dir=cache_dir, force_download=force_download)
+    load_into(model, path, expect_variant=entry.variant)
+    return model.eval()

@@ -1,0 +1,247 @@
+"""I3D Inception-v1, written to match DeepMind's TensorFlow/Sonnet model (kinetics-i3d ``i3d.py``) exactly.
+
+Module paths mirror the TensorFlow scopes (``Mixed_4b.Branch_1.Conv3d_0b_3x3``), so the checkpoint name
+map in :mod:`converters.deepmind_names` is one line per tensor kind. Every conv and max pool pads
+TensorFlow-"SAME"-style for any T, H and W (asymmetric, the extra element at the end), computed by the
+rule in :mod:`inflate.padding`; where that padding is symmetric it is passed to the conv itself, so no
+padded copy of the input is made.
+
+Input: ``(B, C, T, H, W)`` float in [-1, 1], C = 3 (RGB) or 2 (flow). Output: TF's "Logits" endpoint,
+per-time logits averaged over time, ``(B, num_classes)``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from inflate.padding import same_padding
+
+ENDPOINTS = (
+    "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3", "Mixed_3b",
+    "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "MaxPool3d_5a_2x2",
+    "Mixed_5b", "Mixed_5c", "Logits", "Predictions",
+)
+
+# Mixed block widths: (branch0 1x1, branch1 1x1 -> 3x3, branch2 1x1 -> 3x3, branch3 pool -> 1x1)
+MIXED = {
+    "Mixed_3b": (64, 96, 128, 16, 32, 32), "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64), "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64), "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128), "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_5c": (384, 192, 384, 48, 128, 128),
+}
+POOLS = {  # kernel, stride (T, H, W)
+    "MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)), "MaxPool3d_3a_3x3": ((1, 3, 3), (1, 2, 2)),
+    "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)), "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
+}
+
+
+def _same_pads(shape, kernel, stride) -> list[tuple[int, int]]:
+    return [same_padding(n, k, s) for n, k, s in zip(shape, kernel, stride)]
+
+
+def _split_pads(pads):
+    """Symmetric part (for the op's own padding) and the F.pad tuple for the rest (None if not needed)."""
+    sym = tuple(min(a, b) for a, b in pads)
+    rest = [(a - s, b - s) for (a, b), s in zip(pads, sym)]
+    if all(r == (0, 0) for r in rest):
+        return sym, None
+    return sym, (rest[2][0], rest[2][1], rest[1][0], rest[1][1], rest[0][0], rest[0][1])
+
+
+class BatchNormNoScale(nn.Module):
+    """Sonnet's BatchNorm as the checkpoints use it: offset (beta), no scale, epsilon 1e-3."""
+
+    def __init__(self, channels: int, eps: float = 1e-3, momentum: float = 0.001):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, None, self.bias, self.training,
+                            self.momentum, self.eps)
+
+
+class Unit3D(nn.Module):
+    """conv3d (SAME, no bias) -> BatchNorm (no scale, eps 1e-3) -> ReLU, as DeepMind's ``Unit3D``."""
+
+    def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1), *, bn=True, relu=True, bias=False):
+        super().__init__()
+        self.kernel, self.stride = tuple(kernel), tuple(stride)
+        self.conv = nn.Conv3d(cin, cout, kernel, stride, bias=bias)
+        self.bn = BatchNormNoScale(cout) if bn else None
+        self.relu = relu
+
+    def forward(self, x):
+        sym, rest = _split_pads(_same_pads(x.shape[2:], self.kernel, self.stride))
+        if rest is not None:
+            x = F.pad(x, rest)
+        x = F.conv3d(x, self.conv.weight, self.conv.bias, self.stride, sym)
+        if self.bn is not None:
+            x = self.bn(x)
+        return F.relu(x, inplace=True) if self.relu else x
+
+
+class MaxPoolSame(nn.Module):
+    """TF ``max_pool3d`` with "SAME" padding: padded positions never win (padding is -inf)."""
+
+    def __init__(self, kernel, stride):
+        super().__init__()
+        self.kernel, self.stride = tuple(kernel), tuple(stride)
+
+    def forward(self, x):
+        sym, rest = _split_pads(_same_pads(x.shape[2:], self.kernel, self.stride))
+        if rest is not None:
+            x = F.pad(x, rest, value=float("-inf"))
+        return F.max_pool3d(x, self.kernel, self.stride, sym)
+
+
+class Branch(nn.Sequential):
+    pass
+
+
+class Mixed(nn.Module):
+    """An Inception block; ``Mixed_5b``'s branch-2 conv is named ``Conv3d_0a_3x3`` as in the checkpoints."""
+
+    def __init__(self, name: str, cin: int):
+        super().__init__()
+        b0, b1a, b1b, b2a, b2b, b3 = MIXED[name]
+        conv_2b = "Conv3d_0a_3x3" if name == "Mixed_5b" else "Conv3d_0b_3x3"
+        self.Branch_0 = Branch()
+        self.Branch_0.add_module("Conv3d_0a_1x1", Unit3D(cin, b0))
+        self.Branch_1 = Branch()
+        self.Branch_1.add_module("Conv3d_0a_1x1", Unit3D(cin, b1a))
+        self.Branch_1.add_module("Conv3d_0b_3x3", Unit3D(b1a, b1b, (3, 3, 3)))
+        self.Branch_2 = Branch()
+        self.Branch_2.add_module("Conv3d_0a_1x1", Unit3D(cin, b2a))
+        self.Branch_2.add_module(conv_2b, Unit3D(b2a, b2b, (3, 3, 3)))
+        self.Branch_3 = Branch()
+        self.Branch_3.add_module("MaxPool3d_0a_3x3", MaxPoolSame((3, 3, 3), (1, 1, 1)))
+        self.Branch_3.add_module("Conv3d_0b_1x1", Unit3D(cin, b3))
+        self.out_channels = b0 + b1b + b2b + b3
+
+    def forward(self, x):
+        return torch.cat([self.Branch_0(x), self.Branch_1(x), self.Branch_2(x), self.Branch_3(x)], dim=1)
+
+
+class InceptionI3d(nn.Module):
+    """I3D Inception-v1 (Carreira & Zisserman, CVPR 2017), equal to DeepMind's TF model.
+
+    Args:
+        num_classes: logits (400 for Kinetics-400, 600 for Kinetics-600).
+        in_channels: 3 for RGB, 2 for optical flow.
+        dropout: dropout probability before the logits (DeepMind's ``1 - dropout_keep_prob``).
+        final_endpoint: build only up to this endpoint (see :data:`ENDPOINTS`).
+    """
+
+    def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.0,
+                 final_endpoint: str = "Logits"):
+        super().__init__()
+        if final_endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {final_endpoint!r}; endpoints are {ENDPOINTS}")
+        self.num_classes, self.in_channels, self.final_endpoint = num_classes, in_channels, final_endpoint
+        self.config = {"arch": "inception_i3d", "num_classes": num_classes, "in_channels": in_channels,
+                       "dropout": dropout}
+        layers, c = [], in_channels
+        for name in ENDPOINTS[: ENDPOINTS.index(final_endpoint) + 1]:
+            if name == "Conv3d_1a_7x7":
+                layers.append((name, Unit3D(c, 64, (7, 7, 7), (2, 2, 2)))); c = 64
+            elif name == "Conv3d_2b_1x1":
+                layers.append((name, Unit3D(c, 64))); c = 64
+            elif name == "Conv3d_2c_3x3":
+                layers.append((name, Unit3D(c, 192, (3, 3, 3)))); c = 192
+            elif name in POOLS:
+                layers.append((name, MaxPoolSame(*POOLS[name])))
+            elif name in MIXED:
+                block = Mixed(name, c)
+                layers.append((name, block)); c = block.out_channels
+        for name, module in layers:
+            self.add_module(name, module)
+        self._features = [name for name, _ in layers]
+        self.feature_channels = c
+        if ENDPOINTS.index(final_endpoint) >= ENDPOINTS.index("Logits"):
+            self.dropout = nn.Dropout(dropout)
+            self.Logits = nn.Module()
+            self.Logits.add_module("Conv3d_0c_1x1", Unit3D(c, num_classes, bn=False, relu=False, bias=True))
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def extract_endpoints(self, x: torch.Tensor, names=ENDPOINTS) -> dict[str, torch.Tensor]:
+        """Run up to the last of ``names`` and return those endpoints. "Logits" is ``(B, classes)``;
+        "Predictions" is its softmax; every other endpoint is a ``(B, C, T, H, W)`` feature map."""
+        wanted = set(names)
+        unknown = wanted - set(ENDPOINTS)
+        if unknown:
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; endpoints are {ENDPOINTS}")
+        self._check_input(x)
+        last = max(ENDPOINTS.index(n) for n in wanted)
+        out = {}
+        for name in self._features:
+            x = getattr(self, name)(x)
+            if name in wanted:
+                out[name] = x
+            if ENDPOINTS.index(name) >= last:
+                return out
+        logits = self.logits(x)
+        if "Logits" in wanted:
+            out["Logits"] = logits
+        if "Predictions" in wanted:
+            out["Predictions"] = logits.softmax(-1)
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``Mixed_5c`` (or final) feature map, ``(B, 1024, T/8, H/32, W/32)``."""
+        self._check_input(x)
+        for name in self._features:
+            x = getattr(self, name)(x)
+        return x
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """TF's Logits head: AvgPool [2,7,7] VALID -> dropout -> 1x1x1 conv -> mean over time.
+
+        At 224x224 the pool leaves one spatial position, as in DeepMind's model; for larger frames the
+        logits are averaged over the spatial positions that remain too.
+        """
+        t, h, w = features.shape[2:]
+        if t < 2 or h < 7 or w < 7:
+            raise ValueError(f"the Logits average pool [2, 7, 7] (VALID) needs a feature map of at least 2x7x7, "
+                             f"got {t}x{h}x{w} from Mixed_5c; give at least 9 frames of 193x193 pixels "
+                             "(DeepMind's models use 224x224)")
+        x = F.avg_pool3d(features, (2, 7, 7), (1, 1, 1))
+        x = self.Logits.Conv3d_0c_1x1(self.dropout(x))
+        return x.mean(dim=(2, 3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.forward_features(x))
+
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor) or x.dim() != 5 or x.shape[1] != self.in_channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"I3D expects a clip (B, {self.in_channels}, T, H, W) in [-1, 1]; got {shape}")
+
+    # -- fine-tuning and inference -------------------------------------------------------------------
+    def replace_logits(self, num_classes: int, dropout: float | None = None) -> "InceptionI3d":
+        """A fresh head for ``num_classes`` (the backbone is kept), as DeepMind's ``replace_logits``."""
+        self.Logits.Conv3d_0c_1x1 = Unit3D(self.feature_channels, num_classes, bn=False, relu=False, bias=True)
+        if dropout is not None:
+            self.dropout.p = dropout
+            self.config["dropout"] = dropout
+        self.num_classes = self.config["num_classes"] = num_classes
+        return self
+
+    def fused(self) -> "InceptionI3d":
+        """An eval-mode copy with every BatchNorm folded into its conv (same function, fewer ops)."""
+        model = copy.deepcopy(self).eval()
+        for unit in model.modules():
+            if isinstance(unit, Unit3D) and unit.bn is not None:
+                bn = unit.bn
+                scale = torch.rsqrt(bn.running_var + bn.eps)
+                conv = unit.conv
+                conv.weight.data.mul_(scale.view(-1, 1, 1, 1, 1))
+                conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+                unit.bn = None
+        return model

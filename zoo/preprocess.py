@@ -1,0 +1,103 @@
+"""Preprocessing that the zoo's models expect, as callables that travel with each registry entry.
+
+RGB (DeepMind's I3D): frames at 25 fps, short side resized to 256, centre crop 224, scaled to [-1, 1].
+Flow: TV-L1 flow in pixels, clipped to [-20, 20] and divided by 20.
+Both return a float tensor ``(C, T, H, W)``; add the batch dimension with ``x[None]``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
+    """Indices of the source frames nearest to a ``dst_fps`` timeline (drops or repeats frames)."""
+    if num_frames <= 0:
+        return torch.zeros(0, dtype=torch.long)
+    duration = num_frames / src_fps
+    n_out = max(1, int(round(duration * dst_fps)))
+    t = torch.arange(n_out, dtype=torch.float64) / dst_fps
+    return (t * src_fps + 1e-6).floor().long().clamp_(0, num_frames - 1)
+
+
+def _to_cthw(frames: torch.Tensor, channels: int) -> torch.Tensor:
+    """Accept ``(T, H, W, C)`` (decoder layout) or ``(C, T, H, W)``; return float ``(C, T, H, W)``."""
+    if frames.dim() != 4:
+        raise ValueError(f"expected frames (T, H, W, C) or (C, T, H, W), got shape {tuple(frames.shape)}")
+    if frames.shape[-1] == channels and frames.shape[0] != channels:
+        frames = frames.permute(3, 0, 1, 2)
+    if frames.shape[0] != channels:
+        raise ValueError(f"expected {channels} channels, got frames of shape {tuple(frames.shape)}")
+    return frames
+
+
+def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(C, T, H, W)`` so that min(H, W) == size (bilinear, antialiased), keeping the aspect ratio."""
+    c, t, h, w = x.shape
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) == (h, w):
+        return x
+    y = F.interpolate(x.transpose(0, 1).float(), size=(nh, nw), mode="bilinear", align_corners=False,
+                      antialias=True)
+    return y.transpose(0, 1)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"cannot centre-crop {size}x{size} from frames of {h}x{w}; resize first")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+@dataclass(frozen=True)
+class RGBPreprocess:
+    fps: float = 25.0
+    short_side: int = 256
+    crop: int = 224
+
+    def __call__(self, frames: torch.Tensor, fps: float | None = None) -> torch.Tensor:
+        """uint8 (0..255) or float (0..1) frames -> ``(3, T, crop, crop)`` in [-1, 1]."""
+        x = _to_cthw(frames, 3)
+        if fps is not None and abs(fps - self.fps) > 1e-3:
+            x = x[:, resample_indices(x.shape[1], fps, self.fps)]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = center_crop(resize_short_side(x, self.short_side), self.crop)
+        return (x * 2.0 - 1.0).clamp_(-1.0, 1.0)
+
+    def to_dict(self) -> dict:
+        return {"kind": "rgb", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class FlowPreprocess:
+    bound: float = 20.0
+    short_side: int = 256
+    crop: int = 224
+
+    def __call__(self, flow: torch.Tensor) -> torch.Tensor:
+        """Flow in pixels ``(T, H, W, 2)`` or ``(2, T, H, W)`` -> ``(2, T, crop, crop)`` in [-1, 1].
+
+        Resizing scales the flow vectors with the frame, so displacements stay in the new pixels."""
+        x = _to_cthw(flow, 2).float()
+        h = x.shape[-2]
+        y = resize_short_side(x, self.short_side)
+        y = y * (y.shape[-2] / h)
+        y = center_crop(y, self.crop)
+        return y.clamp(-self.bound, self.bound) / self.bound
+
+    def to_dict(self) -> dict:
+        return {"kind": "flow", **asdict(self)}
+
+
+def preprocess_from_dict(d: dict):
+    kind = d.get("kind")
+    kwargs = {k: v for k, v in d.items() if k != "kind"}
+    if kind == "rgb":
+        return RGBPreprocess(**kwargs)
+    if kind == "flow":
+        return FlowPreprocess(**kwargs)
+    raise ValueError(f"unknown preprocessing {d!r}")

@@ -1,0 +1,118 @@
+"""The zoo's registry: every named model with its architecture, weights, labels and preprocessing."""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+
+from .labels import label_names
+from .preprocess import FlowPreprocess, RGBPreprocess, preprocess_from_dict
+
+I3D_CITATION = """@inproceedings{carreira2017quo,
+  title={Quo Vadis, Action Recognition? A New Model and the Kinetics Dataset},
+  author={Carreira, Jo{\\~a}o and Zisserman, Andrew},
+  booktitle={CVPR},
+  year={2017}
+}"""
+DEEPMIND_LICENSE = "apache-2.0"
+HUB_ORG = "quovadis"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    arch: str  # "inception_i3d", "two_stream_i3d" or "inflated"
+    config: dict
+    modality: str  # "rgb", "flow" or "rgb+flow"
+    labels: str
+    preprocessing: dict
+    source: str
+    license: str
+    citation: str
+    reported: dict = field(default_factory=dict)  # accuracy the source reports, in percent
+    hf_repo: str | None = None
+    filename: str = "model.safetensors"
+    sha256: str | None = None  # of the published file, checked after download
+    variant: str | None = None  # DeepMind variant the weights must come from
+    components: tuple = ()  # two-stream: the registry names of its streams
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.get("num_classes")
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.get("in_channels", 3)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return label_names(self.labels)
+
+    @property
+    def transform(self):
+        """The preprocessing callable (a dict of callables for two-stream models)."""
+        if "rgb" in self.preprocessing and "flow" in self.preprocessing:
+            return {k: preprocess_from_dict(v) for k, v in self.preprocessing.items()}
+        return preprocess_from_dict(self.preprocessing)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["components"] = list(self.components)
+        return d
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.name in REGISTRY:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        import difflib
+        close = difflib.get_close_matches(name, list(REGISTRY), n=4, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown zoo model {name!r}.{hint} zoo.list() shows all names; "
+                       "'hf-hub:ORG/REPO' loads a model pushed to the Hub.")
+    return REGISTRY[name]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return sorted(n for n in REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def _deepmind(name, variant, modality, classes, labels, reported, description):
+    channels = 3 if modality == "rgb" else 2
+    prep = RGBPreprocess() if modality == "rgb" else FlowPreprocess()
+    return register(ModelEntry(
+        name=name, arch="inception_i3d",
+        config={"num_classes": classes, "in_channels": channels, "dropout": 0.0},
+        modality=modality, labels=labels, preprocessing=prep.to_dict(),
+        source=f"deepmind/kinetics-i3d checkpoint {variant} (data/checkpoints/{variant})",
+        license=DEEPMIND_LICENSE, citation=I3D_CITATION, reported=reported,
+        hf_repo=f"{HUB_ORG}/{name.replace('_', '-')}", variant=variant, description=description))
+
+
+_deepmind("i3d_inception_k400_rgb", "rgb_scratch", "rgb", 400, "kinetics400", {"kinetics400_top1": 68.4},
+          "I3D RGB stream trained on Kinetics-400 from scratch")
+_deepmind("i3d_inception_k400_flow", "flow_scratch", "flow", 400, "kinetics400", {"kinetics400_top1": 61.5},
+          "I3D optical-flow stream trained on Kinetics-400 from scratch")
+_deepmind("i3d_inception_k400_rgb_imagenet", "rgb_imagenet", "rgb", 400, "kinetics400", {"kinetics400_top1": 71.1},
+          "I3D RGB stream inflated from ImageNet Inception-v1, trained on Kinetics-400")
+_deepmind("i3d_inception_k400_flow_imagenet", "flow_imagenet", "flow", 400, "kinetics400",
+          {"kinetics400_top1": 63.4},
+          "I3D optical-flow stream inflated from ImageNet Inception-v1, trained on Kinetics-400")
+_deepmind("i3d_inception_k600_rgb", "rgb_scratch_kin600", "rgb", 600, "kinetics600", {},
+          "I3D RGB stream trained on Kinetics-600 from scratch")
+register(ModelEntry(
+    name="i3d_inception_k400_two_stream", arch="two_stream_i3d", config={"num_classes": 400},
+    modality="rgb+flow", labels="kinetics400",
+    preprocessing={"rgb": RGBPreprocess().to_dict(), "flow": FlowPreprocess().to_dict()},
+    source="deepmind/kinetics-i3d rgb_imagenet + flow_imagenet; logits summed as in the release",
+    license=DEEPMIND_LICENSE, citation=I3D_CITATION, reported={"kinetics400_top1": 74.2},
+    components=("i3d_inception_k400_rgb_imagenet", "i3d_inception_k400_flow_imagenet"),
+    description="Two-stream I3D (ImageNet-inflated): RGB logits + flow logits"))
