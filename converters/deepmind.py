@@ -108,7 +108,7 @@ def load_deepmind_state_dict(src, variant: str | None = None) -> tuple[dict, str
                     f"{tuple(array.shape)} for {key}; the {variant} model needs {tuple(expected[key].shape)}. "
                     "Is the variant right?")
             state[key] = torch.from_numpy(array.astype("float32", copy=False))
-        files = reader.files()
+        files = [reader.index_path] + [reader.shard_path(i) for i in range(reader.header.num_shards)]
     if unknown:
         raise CheckpointError(f"{prefix}: {len(unknown)} tensor(s) are not part of I3D, e.g. {unknown[:3]}; "
                               "this is not a kinetics-i3d checkpoint, or the name map needs an entry")

@@ -21,7 +21,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-import google_crc32c
+try:
+    import google_crc32c
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("reading TensorFlow checkpoints needs the google-crc32c package: "
+                      "pip install google-crc32c") from e
 
 from .protowire import WireError, read_varint
 
@@ -110,10 +114,13 @@ def iter_table(data: bytes | memoryview) -> Iterator[tuple[bytes, memoryview]]:
     if magic != TABLE_MAGIC:
         raise TableError(f"no SSTable magic number at the end of the file (found {magic:#018x})")
     try:
-        _metaindex, pos = _read_handle(footer, 0)  # TensorFlow writes no meta blocks: nothing to read there
+        metaindex_handle, pos = _read_handle(footer, 0)
         index_handle, _ = _read_handle(footer, pos)
     except WireError as e:
         raise TableError(f"malformed footer: {e}") from None
+    # TensorFlow writes no meta blocks, so the metaindex block is empty; it is only checked, so that every
+    # byte before the footer is covered by some CRC.
+    _read_block(data, metaindex_handle, "metaindex")
     index = _read_block(data, index_handle, "index")
     for _separator, handle_bytes in _iter_block(index, "index"):
         try:

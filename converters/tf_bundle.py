@@ -1,4 +1,4 @@
-"""Read TensorFlow checkpoints ("tensor bundles", TF1 ``Saver`` V2 format and TF2 ``tf.train.Checkpoint``) without TensorFlow.
+"""Read TensorFlow checkpoints ("tensor bundles": TF1 ``Saver`` V2 format, TF2 ``tf.train.Checkpoint``) without TF.
 
 A checkpoint with prefix ``P`` is:
 
@@ -78,6 +78,10 @@ class TensorInfo:
     def num_elements(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def is_a(self, type_name: str) -> bool:
+        """Whether this is a non-numpy type such as 'string' or 'bfloat16' (never asks numpy to parse the name)."""
+        return isinstance(self.dtype, str) and self.dtype == type_name
+
 
 @dataclass(frozen=True)
 class BundleHeader:
@@ -98,7 +102,7 @@ def _index_of(prefix: Path) -> Path:
 
 
 def _prefix_from_state_file(folder: Path) -> Path:
-    """The prefix named by a folder's ``checkpoint`` state file (a text proto written by TF's Saver/CheckpointManager)."""
+    """The prefix named by a folder's ``checkpoint`` state file (a text proto written by Saver/CheckpointManager)."""
     state = folder / "checkpoint"
     match = _STATE_PATH.search(state.read_text(errors="replace"))
     if not match:
@@ -188,6 +192,8 @@ def _parse_entry(name: str, value: bytes) -> tuple[TensorInfo, int]:
     info = TensorInfo(name=name, dtype=dtype, shape=shape, shard_id=_int(fields, 3),
                       offset=protowire.to_int64(_int(fields, 4)), size=protowire.to_int64(_int(fields, 5)),
                       crc32c=_int(fields, 6))
+    if info.offset < 0 or info.size < 0:
+        raise protowire.WireError(f"negative offset {info.offset} or size {info.size}")
     return info, len(fields.get(7, []))
 
 
@@ -279,9 +285,9 @@ class BundleReader:
         bfloat16 comes back as float32 (exactly); strings as an object array of ``bytes``.
         """
         info = self.info(name)
-        if info.dtype == "string":
+        if info.is_a("string"):
             return self._read_strings(info)
-        if info.dtype == "bfloat16":
+        if info.is_a("bfloat16"):
             itemsize = 2
         elif isinstance(info.dtype, np.dtype):
             itemsize = info.dtype.itemsize
@@ -293,7 +299,7 @@ class BundleReader:
                                   f"{info.dtype} needs {info.num_elements * itemsize} bytes but the index says "
                                   f"{info.size}; the index is corrupt")
         raw = self._read_checked(info)
-        if info.dtype == "bfloat16":
+        if info.is_a("bfloat16"):
             bits = raw.view(np.dtype("u2").newbyteorder(self.header.byte_order)).astype(np.uint32)
             return (bits << 16).view(np.float32).reshape(info.shape)
         array = raw.view(info.dtype.newbyteorder(self.header.byte_order)).reshape(info.shape)
@@ -303,7 +309,7 @@ class BundleReader:
         """Every tensor, by name. String tensors (e.g. TF2's ``_CHECKPOINTABLE_OBJECT_GRAPH``) are left out
         unless ``skip_strings=False``."""
         return {name: self.read(name) for name, info in self._infos.items()
-                if not (skip_strings and info.dtype == "string")}
+                if not (skip_strings and info.is_a("string"))}
 
     # -- shard access
 
@@ -325,12 +331,11 @@ class BundleReader:
         """The tensor's bytes from its shard, as a new uint8 array."""
         f, file_size = self._shard(info)
         path = self.shard_path(info.shard_id)
-        buf = np.empty(info.size, np.uint8)
+        got = -1
         if info.offset + info.size <= file_size:
+            buf = np.empty(info.size, np.uint8)
             f.seek(info.offset)
             got = f.readinto(buf)
-        else:
-            got = -1
         if got != info.size:
             raise CheckpointError(f"{path} is truncated: tensor {info.name!r} needs bytes [{info.offset}, "
                                   f"{info.offset + info.size}) but the file has only {file_size} bytes. "
@@ -424,7 +429,7 @@ def compare_with_tensorflow(path: str | os.PathLike, atol: float = 0) -> list[st
         for name in sorted(tf_names & set(ours.names())):
             a = ours.read(name)
             b = np.asarray(theirs.get_tensor(name))
-            if ours.info(name).dtype == "bfloat16":
+            if ours.info(name).is_a("bfloat16"):
                 b = b.astype(np.float32)
             if a.shape != b.shape:
                 problems.append(f"{name}: shape {a.shape} vs TensorFlow's {b.shape}")

@@ -46,6 +46,59 @@ def cmd_inflate(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_convert(args) -> int:
+    from converters.deepmind import convert_deepmind
+
+    start = time.perf_counter()
+    result = convert_deepmind(args.src, args.out, variant=args.variant)
+    print(f"converted {result.variant}: {result.tensors} tensors ({result.skipped} optimizer slots skipped) "
+          f"-> {result.out} in {time.perf_counter() - start:.1f} s")
+    for name, digest in result.sha256.items():
+        print(f"  source {name}  sha256 {digest}")
+    print(f"load it with: zoo.load('{_zoo_name(result.variant)}', weights='{result.out}')")
+    return 0
+
+
+def _zoo_name(variant: str) -> str:
+    from zoo.registry import REGISTRY
+    return next((n for n, e in REGISTRY.items() if e.variant == variant), "?")
+
+
+def cmd_predict(args) -> int:
+    import torch
+
+    import zoo
+    from zoo.video_io import flow_from_rgb_encoding, read_frames
+
+    entry = zoo.info(args.model)
+    if entry.arch == "two_stream_i3d":
+        if not args.flow:
+            raise ValueError(f"{args.model} is two-stream: give the flow clip with --flow FILE")
+        weights = {"rgb": args.weights, "flow": args.flow_weights} if (args.weights or args.flow_weights) else None
+    else:
+        weights = args.weights
+    model = zoo.load(args.model, weights=weights)
+    frames, fps = read_frames(args.file)
+    prep = entry.transform
+    with torch.inference_mode():
+        if entry.arch == "two_stream_i3d":
+            flow_frames, _ = read_frames(args.flow)
+            logits = model(prep["rgb"](frames, fps=fps)[None], prep["flow"](flow_from_rgb_encoding(flow_frames))[None])
+        elif entry.modality == "flow":
+            logits = model(prep(flow_from_rgb_encoding(frames))[None])
+        else:
+            logits = model(prep(frames, fps=fps)[None])
+    probs = logits.softmax(-1)[0]
+    top = probs.topk(args.top)
+    names = entry.label_names
+    print(f"{args.file}: {frames.shape[0]} frames at {fps:.1f} fps, model {args.model}, logit norm "
+          f"{logits.norm().item():.3f}")
+    print(f"{'prob':>10}  {'logit':>9}  class")
+    for p, i in zip(top.values.tolist(), top.indices.tolist()):
+        print(f"{p:10.6f}  {logits[0, i].item():9.4f}  {names[i]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quovadis", description="2D->3D inflation, I3D zoo and converters")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="fail above this boring-video error")
     p.add_argument("--out", default=None, help="write the video model to FILE.safetensors (atomically)")
     p.set_defaults(func=cmd_inflate)
+
+    p = sub.add_parser("convert", help="convert a released checkpoint to safetensors")
+    csub = p.add_subparsers(dest="source", required=True)
+    c = csub.add_parser("deepmind", help="a kinetics-i3d TensorFlow checkpoint (folder, prefix or .index)")
+    c.add_argument("src")
+    c.add_argument("-o", "--out", required=True, help="OUT.safetensors (written atomically)")
+    c.add_argument("--variant", default=None, help="override detection: rgb_scratch, rgb_imagenet, ...")
+    c.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("predict", help="classify a video file or GIF with a zoo model")
+    p.add_argument("file")
+    p.add_argument("--model", default="i3d_inception_k400_rgb_imagenet")
+    p.add_argument("--weights", default=None, help="local safetensors file (else the cache / Hub)")
+    p.add_argument("--flow", default=None, help="two-stream: the flow clip (x in red, y in green)")
+    p.add_argument("--flow-weights", default=None)
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -72,7 +142,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, RuntimeError, KeyError, OSError) as e:
         print(f"quovadis {args.command}: error: {e}", file=sys.stderr)
         return 2
 
