@@ -9,7 +9,7 @@ $(BIN)/quovadis: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tf,video]'
 	touch $@
 
 .PHONY: venv demo test bench sweep
@@ -23,6 +23,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_inflate.py
+	$(BIN)/python benchmarks/bench_i3d.py
 
 sweep: venv
-	$(BIN)/python benchmarks/sweep_timm.py
+	$(BIN)/python benchmarks/sweep.py
