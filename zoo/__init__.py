@@ -6,6 +6,7 @@
     >>> entry = zoo.info("i3d_inception_k400_rgb"); x = entry.transform(frames, fps=30)[None]
 """
 from .api import build, info, load
+from .hub import load_from_hub, push_to_hub, save_pretrained
 from .i3d import ENDPOINTS, InceptionI3d
 from .labels import label_names
 from .preprocess import FlowPreprocess, RGBPreprocess
@@ -16,4 +17,5 @@ from .weights import WeightsError
 list = list_models  # noqa: A001  (zoo.list, as timm.list_models)
 
 __all__ = ["load", "info", "build", "list", "list_models", "InceptionI3d", "ENDPOINTS", "TwoStreamI3D",
-           "ModelEntry", "REGISTRY", "RGBPreprocess", "FlowPreprocess", "label_names", "WeightsError"]
+           "ModelEntry", "REGISTRY", "RGBPreprocess", "FlowPreprocess", "label_names", "WeightsError",
+           "push_to_hub", "load_from_hub", "save_pretrained"]

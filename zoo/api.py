@@ -30,12 +30,16 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
     """A zoo model, in eval mode, with its weights.
 
     Args:
-        name: a registry name (see :func:`list`).
+        name: a registry name (see :func:`list`), or ``"hf-hub:ORG/REPO"`` for a model pushed with
+            :func:`zoo.push_to_hub`.
         weights: a local safetensors file to load instead of resolving. For two-stream models, a dict
             ``{"rgb": path, "flow": path}``.
         pretrained: False builds the architecture with fresh random weights (train mode).
         cache_dir: where cached weights live (default: ``$QUOVADIS_HOME`` / the Hugging Face cache).
     """
+    if name.startswith("hf-hub:"):
+        from .hub import load_from_hub
+        return load_from_hub(name[len("hf-hub:"):], cache_dir=cache_dir, force_download=force_download)
     entry = get_entry(name)
     model = build(entry)
     model.zoo_entry = entry

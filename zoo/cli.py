@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def _parse_model(spec: str) -> tuple[str, str]:
@@ -99,6 +100,43 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_zoo_build(args) -> int:
+    from converters.deepmind import VARIANTS, convert_deepmind
+    from zoo.registry import REGISTRY
+    from zoo.weights import quovadis_cache
+
+    root = Path(args.kinetics_i3d)
+    candidates = [root / "data" / "checkpoints", root / "checkpoints", root]
+    ckpt_root = next((c for c in candidates if any((c / v).is_dir() for v in VARIANTS)), None)
+    if ckpt_root is None:
+        raise FileNotFoundError(f"{root} holds no kinetics-i3d checkpoints: expected folders like "
+                                f"{root}/data/checkpoints/rgb_imagenet (git clone deepmind/kinetics-i3d)")
+    cache = quovadis_cache(args.cache_dir)
+    rows = []
+    for variant in VARIANTS:
+        folder = ckpt_root / variant
+        name = next(n for n, e in REGISTRY.items() if e.variant == variant)
+        if not folder.is_dir():
+            rows.append((name, variant, "not found", "", ""))
+            continue
+        start = time.perf_counter()
+        result = convert_deepmind(folder, cache / f"{name}.safetensors", variant=variant)
+        rows.append((name, variant, f"{result.tensors} tensors", f"{result.out.stat().st_size / 1e6:.1f} MB",
+                     f"{time.perf_counter() - start:.1f} s"))
+    print(f"cache: {cache}")
+    print(f"{'zoo name':36} {'variant':20} {'result':12} {'size':>9} {'time':>7}")
+    for row in rows:
+        print(f"{row[0]:36} {row[1]:20} {row[2]:12} {row[3]:>9} {row[4]:>7}")
+    return 0 if any(r[2] != "not found" for r in rows) else 1
+
+
+def cmd_push(args) -> int:
+    import zoo
+    url = zoo.push_to_hub(args.model, args.repo_id, weights=args.weights, private=args.private)
+    print(f"pushed {args.model} to {args.repo_id}: {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quovadis", description="2D->3D inflation, I3D zoo and converters")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-weights", default=None)
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("zoo", help="zoo maintenance")
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    z = zsub.add_parser("build", help="convert every released checkpoint of a kinetics-i3d checkout into the cache")
+    z.add_argument("kinetics_i3d", help="path to a clone of deepmind/kinetics-i3d (or its data/checkpoints)")
+    z.add_argument("--cache-dir", default=None)
+    z.set_defaults(func=cmd_zoo_build)
+
+    p = sub.add_parser("push", help="push a zoo model (with --weights) to the Hugging Face Hub")
+    p.add_argument("model", help="zoo name")
+    p.add_argument("repo_id")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
     return parser
 
 
