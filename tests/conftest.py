@@ -7,3 +7,4 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from .conftest_hub import local_hub  # noqa: E402,F401

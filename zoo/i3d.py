@@ -145,7 +145,7 @@ class InceptionI3d(nn.Module):
         if final_endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {final_endpoint!r}; endpoints are {ENDPOINTS}")
         self.num_classes, self.in_channels, self.final_endpoint = num_classes, in_channels, final_endpoint
-        self.config = {"arch": "inception_i3d", "num_classes": num_classes, "in_channels": in_channels,
+        self.config = {"num_classes": num_classes, "in_channels": in_channels,
                        "dropout": dropout}
         layers, c = [], in_channels
         for name in ENDPOINTS[: ENDPOINTS.index(final_endpoint) + 1]:
