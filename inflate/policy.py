@@ -234,6 +234,10 @@ PRESETS: dict[str, Callable[[list[LayerInfo]], Policy]] = {
 }
 
 
+PER_FRAME = Policy((), "per_frame", "no layer inflated: the 2D network on each frame, logits averaged over time "
+                   "(a baseline with no temporal modelling)")
+
+
 def resolve_policy(policy, time_kernel: int, layers: list[LayerInfo]) -> Policy:
     """Turn what the user gave (None, a preset name, rule text, rules, a dict or a Policy) into a Policy."""
     if policy is None:
@@ -245,8 +249,10 @@ def resolve_policy(policy, time_kernel: int, layers: list[LayerInfo]) -> Policy:
     if isinstance(policy, Rule):
         return Policy((policy,))
     if isinstance(policy, dict):
-        return Policy.from_dict(policy)
+        return PER_FRAME if policy.get("name") == "per_frame" else Policy.from_dict(policy)
     if isinstance(policy, str):
+        if policy == "per_frame":
+            return PER_FRAME
         if policy in PRESETS:
             return PRESETS[policy](layers)
         if "=" not in policy:
@@ -263,7 +269,9 @@ def resolve_policy(policy, time_kernel: int, layers: list[LayerInfo]) -> Policy:
 
 
 def check_coverage(policy: Policy, used: set[int], layers: list[LayerInfo]) -> None:
-    """Raise if the policy matched nothing, or if a required rule matched no layer."""
+    """Raise if the policy matched nothing, or if a required rule matched no layer (``per_frame`` is meant to)."""
+    if policy.name == "per_frame":
+        return
     def sample(kind):
         names = [l.path for l in layers if kind in ("any", l.kind)][:8]
         return ", ".join(names) if names else "(none)"

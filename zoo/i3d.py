@@ -124,9 +124,28 @@ class Mixed(nn.Module):
         self.Branch_3.add_module("MaxPool3d_0a_3x3", MaxPoolSame((3, 3, 3), (1, 1, 1)))
         self.Branch_3.add_module("Conv3d_0b_1x1", Unit3D(cin, b3))
         self.out_channels = b0 + b1b + b2b + b3
+        self.conv_2b, self.split = conv_2b, (b0, b1a, b2a)
+        self.merged_1x1: Unit3D | None = None  # set by InceptionI3d.fused()
 
     def forward(self, x):
-        return torch.cat([self.Branch_0(x), self.Branch_1(x), self.Branch_2(x), self.Branch_3(x)], dim=1)
+        if self.merged_1x1 is None:
+            return torch.cat([self.Branch_0(x), self.Branch_1(x), self.Branch_2(x), self.Branch_3(x)], dim=1)
+        # fused inference: the three 1x1 convs that read x run as one conv, then split
+        b0, b1, _ = self.split
+        y = self.merged_1x1(x)
+        return torch.cat([y[:, :b0], self.Branch_1.Conv3d_0b_3x3(y[:, b0:b0 + b1]),
+                          getattr(self.Branch_2, self.conv_2b)(y[:, b0 + b1:]), self.Branch_3(x)], dim=1)
+
+    def merge_1x1(self) -> None:
+        """Merge the 1x1 convs of branches 0, 1 and 2 (BatchNorm already folded) into one conv."""
+        units = [self.Branch_0.Conv3d_0a_1x1, self.Branch_1.Conv3d_0a_1x1, self.Branch_2.Conv3d_0a_1x1]
+        if any(u.bn is not None for u in units):
+            raise RuntimeError("fold BatchNorm first (InceptionI3d.fused())")
+        cin = units[0].conv.in_channels
+        merged = Unit3D(cin, sum(u.conv.out_channels for u in units), bn=False, bias=True)
+        merged.conv.weight.data = torch.cat([u.conv.weight.data for u in units])
+        merged.conv.bias = nn.Parameter(torch.cat([u.conv.bias.data for u in units]))
+        self.merged_1x1 = merged.to(units[0].conv.weight.device, units[0].conv.weight.dtype)
 
 
 class InceptionI3d(nn.Module):
@@ -211,9 +230,10 @@ class InceptionI3d(nn.Module):
             raise ValueError(f"the Logits average pool [2, 7, 7] (VALID) needs a feature map of at least 2x7x7, "
                              f"got {t}x{h}x{w} from Mixed_5c; give at least 9 frames of 193x193 pixels "
                              "(DeepMind's models use 224x224)")
-        x = F.avg_pool3d(features, (2, 7, 7), (1, 1, 1))
-        x = self.Logits.Conv3d_0c_1x1(self.dropout(x))
-        return x.mean(dim=(2, 3, 4))
+        head = self.Logits.Conv3d_0c_1x1
+        x = F.avg_pool3d(features.float(), (2, 7, 7), (1, 1, 1)).to(next(head.parameters()).dtype)  # no bf16 CPU kernel
+        x = head(self.dropout(x))
+        return x.float().mean(dim=(2, 3, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(self.forward_features(x))
@@ -233,8 +253,11 @@ class InceptionI3d(nn.Module):
         self.num_classes = self.config["num_classes"] = num_classes
         return self
 
-    def fused(self) -> "InceptionI3d":
-        """An eval-mode copy with every BatchNorm folded into its conv (same function, fewer ops)."""
+    def fused(self, dtype: torch.dtype | None = None, channels_last: bool = True) -> "InceptionI3d":
+        """An inference copy: every BatchNorm folded into its conv, each Mixed block's three 1x1 convs on
+        the same input merged into one, weights in ``channels_last_3d`` (feed it
+        ``x.contiguous(memory_format=torch.channels_last_3d)``) and, with ``dtype=torch.bfloat16``, bf16
+        weights for CPUs with AMX or GPUs. Same function as the original up to float rounding; eval only."""
         model = copy.deepcopy(self).eval()
         for unit in model.modules():
             if isinstance(unit, Unit3D) and unit.bn is not None:
@@ -244,4 +267,13 @@ class InceptionI3d(nn.Module):
                 conv.weight.data.mul_(scale.view(-1, 1, 1, 1, 1))
                 conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
                 unit.bn = None
-        return model
+        for block in model.modules():
+            if isinstance(block, Mixed):
+                block.merge_1x1()
+                for name in ("Branch_0", "Branch_1", "Branch_2"):  # their 1x1 convs now live in merged_1x1
+                    getattr(block, name).Conv3d_0a_1x1 = nn.Identity()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
+        if dtype is not None:
+            model = model.to(dtype)
+        return model.requires_grad_(False)

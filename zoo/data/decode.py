@@ -1,0 +1,283 @@
+"""Decode only the frames a clip needs, from a video file or a GIF.
+
+    >>> num_frames, fps, height, width = video_info("v.mp4")     # container metadata, no decoding
+    >>> frames = read_frames("v.mp4", [100, 101, 102])          # uint8 (T, H, W, 3), in the order asked
+
+Backends: ``"pyav"`` (always there with ``quovadis[video]``) and ``"torchcodec"`` (used where it imports and
+finds FFmpeg's shared libraries). The default, ``"auto"``, was chosen by measurement
+(``benchmarks/bench_data.py``): PyAV with a keyframe seek and RGB conversion of the wanted frames only was as
+fast as or faster than torchcodec for 64-frame clips of short 320x240 H.264 videos, so ``auto`` means PyAV;
+set ``QUOVADIS_VIDEO_BACKEND=torchcodec`` (or pass ``backend=``) to use torchcodec, which falls back to PyAV
+with a warning when its libraries do not load. GIFs always go through Pillow.
+
+Frame ``i`` is the ``i``-th frame in presentation order. Every decoding failure raises
+:class:`VideoDecodeError` (a ``RuntimeError``) naming the file.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+BACKENDS = ("pyav", "torchcodec")
+DEFAULT_BACKEND = "pyav"           # what "auto" means; see the module docstring for the measurement
+SEEK_MIN_FRAMES = 16               # seek only when the first wanted frame is at least this far in
+END_SLACK = 3                      # frames a container may over-report at its end; past that it's an error
+
+
+class VideoDecodeError(RuntimeError):
+    """A video (or GIF) that cannot be opened or decoded as far as asked."""
+
+
+def _is_gif(path: Path) -> bool:
+    return path.suffix.lower() == ".gif"
+
+
+def _check_file(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoDecodeError(f"no such video file: {path}")
+    return path
+
+
+@functools.cache
+def torchcodec_available() -> bool:
+    """Whether torchcodec imports and finds FFmpeg's shared libraries (it needs a system FFmpeg 4-8)."""
+    try:
+        from torchcodec._internally_replaced_utils import load_core_libraries
+        load_core_libraries()
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # ImportError, OSError, RuntimeError: any of them means "not usable here"
+        return False
+    return True
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """``backend`` (or ``$QUOVADIS_VIDEO_BACKEND``, or ``auto``) -> ``"pyav"`` or ``"torchcodec"``."""
+    name = (backend or os.environ.get("QUOVADIS_VIDEO_BACKEND") or "auto").lower()
+    if name == "auto":
+        name = DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"unknown video backend {name!r}; choose one of {BACKENDS} or 'auto'")
+    if name == "torchcodec" and not torchcodec_available():
+        warnings.warn("torchcodec is not usable here (not installed, or no FFmpeg libraries found); "
+                      "decoding with PyAV", RuntimeWarning, stacklevel=3)
+        return "pyav"
+    return name
+
+
+# ---------------------------------------------------------------- metadata
+
+def video_info(path, backend: str | None = None) -> tuple[int, float, int, int]:
+    """``(num_frames, fps, height, width)`` from the container's metadata; counts frames by decoding
+    only when the container does not say how many it holds."""
+    path = _check_file(path)
+    if _is_gif(path):
+        return _gif_info(path)
+    if resolve_backend(backend) == "torchcodec":
+        return _torchcodec_info(path)
+    return _pyav_info(path)
+
+
+def _gif_info(path: Path) -> tuple[int, float, int, int]:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            n = getattr(im, "n_frames", 1)
+            duration = im.info.get("duration", 40) or 40
+            return n, 1000.0 / duration, im.height, im.width
+    except Exception as e:
+        raise VideoDecodeError(f"cannot read GIF {path}: {e}") from e
+
+
+def _open_av(path: Path):
+    import av
+    try:
+        container = av.open(str(path))
+    except Exception as e:
+        raise VideoDecodeError(f"cannot open {path}: {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(f"{path} holds no video stream")
+    return container
+
+
+def _av_fps(stream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate else Fraction(25)
+
+
+def _pyav_info(path: Path) -> tuple[int, float, int, int]:
+    container = _open_av(path)
+    try:
+        stream = container.streams.video[0]
+        fps, n = _av_fps(stream), stream.frames
+        h, w = stream.codec_context.height, stream.codec_context.width
+        if n <= 0 and stream.duration and stream.time_base:
+            n = int(round(stream.duration * stream.time_base * fps))
+        if n <= 0 or not h:
+            n, h, w = 0, 0, 0
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                n, h, w = n + 1, frame.height, frame.width
+    except VideoDecodeError:
+        raise
+    except Exception as e:
+        raise VideoDecodeError(f"cannot read {path}: {e}") from e
+    finally:
+        container.close()
+    if n <= 0:
+        raise VideoDecodeError(f"{path} holds no video frames")
+    return n, float(fps), h, w
+
+
+def _torchcodec_info(path: Path) -> tuple[int, float, int, int]:
+    from torchcodec.decoders import VideoDecoder
+    try:
+        md = VideoDecoder(str(path), seek_mode="approximate").metadata
+        n, fps = md.num_frames, md.average_fps
+        if not n:
+            n = len(VideoDecoder(str(path), seek_mode="exact"))
+    except Exception as e:
+        raise VideoDecodeError(f"cannot read {path}: {e}") from e
+    if not n:
+        raise VideoDecodeError(f"{path} holds no video frames")
+    return int(n), float(fps or 25.0), md.height, md.width
+
+
+# ---------------------------------------------------------------- frames
+
+def _as_indices(indices) -> np.ndarray:
+    idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64).reshape(-1)
+    if idx.size and idx.min() < 0:
+        raise ValueError(f"frame indices must be >= 0, got {idx.min()}")
+    return idx
+
+
+def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backend: str | None = None,
+                threads: int | None = None) -> torch.Tensor:
+    """uint8 RGB frames ``(len(indices), H, W, 3)``, frame ``k`` being video frame ``indices[k]``.
+
+    Indices may repeat and come in any order; each distinct frame is decoded once. Decoding starts at the
+    keyframe before the first wanted frame (when that is worth a seek) and stops after the last wanted one.
+    Wanted frames up to ``END_SLACK`` past the last decodable one (containers over-report their length)
+    repeat the last frame; further than that raises :class:`VideoDecodeError`."""
+    path = _check_file(path)
+    idx = _as_indices(indices)
+    if idx.size == 0:
+        raise ValueError("read_frames needs at least one frame index")
+    wanted = np.unique(idx)
+    if _is_gif(path):
+        got = _gif_frames(path, wanted)
+    elif resolve_backend(backend) == "torchcodec":
+        got = _torchcodec_frames(path, wanted, threads)
+    else:
+        got = _pyav_frames(path, wanted, threads)
+    got = _fill_tail(path, wanted, got)
+    stack = torch.from_numpy(np.stack([got[i] for i in wanted]))
+    return stack[torch.from_numpy(np.searchsorted(wanted, idx))]
+
+
+def _fill_tail(path: Path, wanted: np.ndarray, got: dict) -> dict:
+    if not got:
+        raise VideoDecodeError(f"{path}: no frame decoded (wanted frames {wanted[0]}..{wanted[-1]})")
+    missing = [i for i in wanted if i not in got]
+    if missing:
+        last = max(got)
+        if min(missing) < last or max(missing) > last + END_SLACK:
+            raise VideoDecodeError(f"{path}: frames {missing[:5]}{'...' if len(missing) > 5 else ''} "
+                                   f"not decodable (last frame decoded: {last})")
+        for i in missing:
+            got[i] = got[last]
+    return got
+
+
+def _gif_frames(path: Path, wanted: np.ndarray) -> dict:
+    from PIL import Image
+    got = {}
+    try:
+        with Image.open(path) as im:
+            for i in wanted:
+                if i >= getattr(im, "n_frames", 1):
+                    break
+                im.seek(int(i))
+                got[int(i)] = np.asarray(im.convert("RGB"))
+    except Exception as e:
+        raise VideoDecodeError(f"cannot decode GIF {path}: {e}") from e
+    return got
+
+
+def _pyav_frames(path: Path, wanted: np.ndarray, threads: int | None) -> dict:
+    got = None
+    if wanted[0] >= SEEK_MIN_FRAMES:
+        got = _pyav_pass(path, wanted, threads, seek=True)
+    if got is None:  # no seek, or it landed past the first wanted frame, or timestamps were unusable
+        got = _pyav_pass(path, wanted, threads, seek=False)
+    return got
+
+
+def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek: bool) -> dict | None:
+    container = _open_av(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
+        return _pyav_decode(container, stream, wanted, seek)
+    except Exception as e:
+        raise VideoDecodeError(f"cannot decode {path}: {e}") from e
+    finally:
+        container.close()
+
+
+def _pyav_decode(container, stream, wanted: np.ndarray, seek: bool) -> dict | None:
+    """Decode from the start (counting frames) or from a seek (indices from timestamps); None = retry
+    from the start. Converts only the wanted frames to RGB and stops after the last one."""
+    fps, tb = _av_fps(stream), stream.time_base
+    start_pts = stream.start_time or 0
+    first, last = int(wanted[0]), int(wanted[-1])
+    if seek:
+        if tb is None:
+            return None
+        container.seek(start_pts + int(Fraction(first) / fps / tb), stream=stream, backward=True, any_frame=False)
+    want, got, count = set(wanted.tolist()), {}, -1
+    for frame in container.decode(stream):
+        if seek:
+            if frame.pts is None:
+                return None
+            i = int(round((frame.pts - start_pts) * tb * fps))
+            if not got and i > first:
+                return None
+        else:
+            count += 1
+            i = count
+        if i in want and i not in got:
+            got[i] = frame.to_ndarray(format="rgb24")
+        if i >= last:
+            break
+    return got
+
+
+def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> dict:
+    from torchcodec.decoders import VideoDecoder
+    try:
+        dec = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=threads or 1,
+                           seek_mode="approximate")
+        n = len(dec)
+        ok = wanted[wanted < n] if n else wanted
+        frames = dec.get_frames_at(ok.tolist()).data.numpy()
+    except Exception as e:
+        raise VideoDecodeError(f"cannot decode {path}: {e}") from e
+    return {int(i): frames[k] for k, i in enumerate(ok)}
+
+
+def read_all_frames(path) -> tuple[torch.Tensor, float]:
+    """Every frame ``(T, H, W, 3)`` and the fps, with PyAV: the naive full decode (benchmarks' baseline)."""
+    from zoo.video_io import read_frames as _read_all
+    return _read_all(path)

@@ -1,0 +1,95 @@
+"""Which frames a clip takes: dense clips (training), uniform multi-clip (testing), fps resampling.
+
+SHORT-CLIP RULE (every function here): positions run on the video played in a loop, so position ``p``
+is frame ``p % num_frames``. A clip therefore always has ``clip_len`` frames, all in range, and keeps its
+stride; a video shorter than the clip's span ``(clip_len - 1) * stride + 1`` repeats from its first frame
+(frames ``..., n-2, n-1, 0, 1, ...``). A video at least as long as the span never wraps.
+
+All functions return ``torch.long`` tensors of frame indices.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from zoo.preprocess import resample_indices
+
+__all__ = ["span", "loop", "dense_indices", "uniform_clips", "resample_fps"]
+
+
+def span(clip_len: int, stride: int = 1) -> int:
+    """Frames from a clip's first to its last, inclusive."""
+    return (clip_len - 1) * stride + 1
+
+
+def loop(positions: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """The short-clip rule: positions on the looped video -> frame indices."""
+    if num_frames <= 0:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+    return torch.remainder(positions, num_frames)
+
+
+def _check(num_frames: int, clip_len: int, stride: int) -> None:
+    if num_frames <= 0:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+    if clip_len <= 0 or stride <= 0:
+        raise ValueError(f"clip_len and stride must be positive, got {clip_len} and {stride}")
+
+
+def _randint(high: int, rng) -> int:
+    """Uniform in ``[0, high]`` from any of: None (torch's global RNG), a torch.Generator, a numpy
+    Generator, or a ``random.Random``."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, high + 1))
+    if isinstance(rng, random.Random):
+        return rng.randint(0, high)
+    return int(torch.randint(0, high + 1, (1,), generator=rng).item())
+
+
+def dense_indices(num_frames: int, clip_len: int, stride: int = 1, start=None) -> torch.Tensor:
+    """``clip_len`` frames ``stride`` apart, as I3D trains (64 consecutive frames).
+
+    ``start``: an int (the first position, any int; looped), ``None`` (the centred clip, for testing), or a
+    random source (``"random"`` for torch's global RNG, a ``torch.Generator``, ``numpy.random.Generator`` or
+    ``random.Random``) to draw the start uniformly among those that do not wrap (any frame if all wrap)."""
+    _check(num_frames, clip_len, stride)
+    extra = num_frames - span(clip_len, stride)
+    if start is None:
+        first = max(extra, 0) // 2
+    elif isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+        first = int(start)
+    else:
+        first = _randint(extra if extra >= 0 else num_frames - 1, None if start == "random" else start)
+    return loop(first + stride * torch.arange(clip_len), num_frames)
+
+
+def uniform_clips(num_frames: int, clip_len: int, stride: int = 1, num_clips: int = 1) -> torch.Tensor:
+    """``(num_clips, clip_len)``: clips whose starts are spread evenly over the video (multi-clip testing).
+
+    One clip is the centred clip. Several clips start at ``round(linspace(0, num_frames - span, num_clips))``,
+    so the first starts at frame 0 and the last ends at the last frame; when the video is shorter than the
+    span, the starts spread over ``[0, num_frames)`` instead and each clip loops."""
+    _check(num_frames, clip_len, stride)
+    if num_clips <= 0:
+        raise ValueError(f"num_clips must be positive, got {num_clips}")
+    extra = num_frames - span(clip_len, stride)
+    if num_clips == 1:
+        starts = torch.tensor([max(extra, 0) // 2])
+    elif extra >= 0:
+        starts = torch.linspace(0, extra, num_clips, dtype=torch.float64).round().long()
+    else:
+        starts = (torch.arange(num_clips, dtype=torch.float64) * num_frames / num_clips).floor().long()
+    return loop(starts[:, None] + stride * torch.arange(clip_len)[None, :], num_frames)
+
+
+def resample_fps(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
+    """Source frame for each frame of the video retimed to ``dst_fps`` (drops or repeats frames).
+
+    Sample clips on ``len(timeline)`` frames, then map: ``timeline[dense_indices(len(timeline), ...)]``."""
+    if num_frames <= 0:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+    if src_fps <= 0 or dst_fps <= 0 or abs(src_fps - dst_fps) < 1e-3:
+        return torch.arange(num_frames)
+    return resample_indices(num_frames, src_fps, dst_fps)
