@@ -1,0 +1,57 @@
+"""The I3D port's own laws: endpoints, head replacement, the fused inference path and input checks."""
+import pytest
+import torch
+
+from zoo.i3d import ENDPOINTS, InceptionI3d
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = InceptionI3d(num_classes=10).eval()
+    for mm in m.modules():
+        if hasattr(mm, "running_var"):
+            mm.running_var.uniform_(0.5, 2.0)
+            mm.running_mean.normal_(0, 0.1)
+            mm.bias.data.normal_(0, 0.1)
+    return m
+
+
+def test_every_endpoint_by_name(model):
+    x = torch.rand(1, 3, 9, 193, 201) * 2 - 1
+    with torch.no_grad():
+        out = model.extract_endpoints(x)
+    assert list(out) == list(ENDPOINTS)
+    assert out["Mixed_5c"].shape == (1, 1024, 2, 7, 7)
+    assert out["Logits"].shape == (1, 10)
+    torch.testing.assert_close(out["Predictions"], out["Logits"].softmax(-1))
+    with torch.no_grad():
+        part = model.extract_endpoints(x, ["Mixed_3b"])
+    torch.testing.assert_close(part["Mixed_3b"], out["Mixed_3b"])
+    with pytest.raises(ValueError, match="unknown endpoints"):
+        model.extract_endpoints(x, ["Mixed_9z"])
+
+
+def test_fused_path_equals_the_reference_and_bf16_keeps_top1(model):
+    x = torch.rand(2, 3, 10, 224, 224) * 2 - 1
+    with torch.no_grad():
+        ref = model(x)
+        fused = model.fused()(x.contiguous(memory_format=torch.channels_last_3d))
+        bf16 = model.fused(dtype=torch.bfloat16)(x.to(torch.bfloat16))
+    assert ((fused - ref).abs().max() / ref.abs().max()).item() < 1e-5
+    assert bf16.dtype == torch.float32 and bf16.shape == ref.shape
+    assert ((bf16 - ref).abs().max() / ref.abs().max()).item() < 5e-2
+
+
+def test_replace_logits_keeps_the_backbone(model):
+    import copy
+    m = copy.deepcopy(model).replace_logits(5, dropout=0.3)
+    assert m.Logits.Conv3d_0c_1x1.conv.out_channels == 5 and m.dropout.p == 0.3 and m.config["num_classes"] == 5
+    assert torch.equal(m.Mixed_5c.Branch_0.Conv3d_0a_1x1.conv.weight, model.Mixed_5c.Branch_0.Conv3d_0a_1x1.conv.weight)
+
+
+def test_bad_inputs_say_what_is_expected(model):
+    with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
+        model(torch.zeros(1, 2, 9, 224, 224))
+    with pytest.raises(ValueError, match="at least 2x7x7"):
+        model(torch.zeros(1, 3, 8, 160, 160))
