@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 PASS_TOL = 1e-9
 FRAMES = 3
-SMALL_SIZES = (64, 128)  # tried before the model's native input size
+SMALL_SIZES = (64, 56, 128, 112)  # tried in this order before the native size (56, 112: patch-14 models)
 
 # Name tokens of variants that are never the smallest of their family (skipped when counting, to save time).
 BIG_TOKENS = {"large", "huge", "giant", "gigantic", "enormous", "xlarge", "xl", "xxl", "big", "l", "h", "g", "e",
@@ -346,7 +346,7 @@ def markdown(records: list[dict], summary: str, meta: dict) -> str:
     lines = [f"# Inflation coverage sweep", "",
              f"{meta['date']} · torch {meta['torch']} · timm {meta['timm']} · torchvision {meta['torchvision']} · "
              f"T={FRAMES}, batch 1, random weights, `inflate.inflate(model)` defaults · pass: float64 rel. error "
-             f"< {PASS_TOL:g} · wall {meta['wall_s']:.0f} s", "", f"**{summary}**", "",
+             f"< {PASS_TOL:g} · wall {meta['wall_s']:.0f} s{meta.get('note', '')}", "", f"**{summary}**", "",
              "| model | family | status | size | err64 | err32 | inflate ms | params 2D M | params 3D M "
              "| inflated convs | pools | kept per-frame |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -392,6 +392,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model (default 240)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the worker")
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
+    ap.add_argument("--no-merge", action="store_true",
+                    help="with --limit/--only/--families, overwrite the results instead of merging the rerun "
+                         "models into the existing sweep.json")
     args = ap.parse_args(argv)
 
     import torch
@@ -474,15 +477,25 @@ def main(argv=None) -> int:
     finally:
         worker.stop()
 
+    out = Path(args.out)
+    partial = bool(args.limit or args.only or args.families)
+    merged_note = ""
+    if partial and not args.no_merge and (out / "sweep.json").is_file():
+        def key(r):
+            return (r["source"], r["family"] if r["source"] == "timm" else r["name"])
+        new = {key(r) for r in records}
+        old = json.loads((out / "sweep.json").read_text())["results"]
+        records = [r for r in old if key(r) not in new] + records
+        merged_note = f"; last run rerun {len(new)} model(s) and merged them into the earlier results"
+        print(f"merged {len(new)} rerun model(s) into {out / 'sweep.json'} ({len(records)} in all)")
     records.sort(key=lambda r: (r["source"] != "timm", r["family"], r["name"]))
     summary = summarize(records)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "timm": timm.__version__,
             "torchvision": torchvision.__version__, "wall_s": time.time() - start, "frames": FRAMES,
-            "pass_tol": PASS_TOL, "args": vars(args)}
+            "pass_tol": PASS_TOL, "args": vars(args), "note": merged_note}
     md = markdown(records, summary, meta)
     print()
     print(md)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.md").write_text(md)
     (out / "sweep.json").write_text(json.dumps({"summary": summary, "meta": meta, "results": records}, indent=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+import torch
 import torch.nn as nn
 
 from .init import INIT_MODES
@@ -39,9 +40,44 @@ def list_layers(net: nn.Module) -> list[tuple[LayerInfo, nn.Module]]:
     return found
 
 
+def input_shape(model: nn.Module, source: dict | None) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` the 2D model takes, when it says so (timm's pretrained_cfg, or our source record)."""
+    size = (source or {}).get("input_size") or (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    return tuple(size) if size else None
+
+
+@torch.no_grad()
+def frame_batch_multipliers(net: nn.Module, layers, shape) -> dict[str, float]:
+    """Run the 2D model once on 2 images and record, per layer, its input batch / 2. A layer that sees
+    another batch than the images' (attention pooling over ``B * heads``, say) must not regroup time."""
+    seen: dict[str, float] = {}
+
+    def record(path):
+        def hook(module, args):
+            seen.setdefault(path, args[0].shape[0] / 2)  # returns None: the input is left as it is
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(info.path)) for info, m in layers]
+    param = next(net.parameters(), None)
+    kw = {"dtype": param.dtype, "device": param.device} if param is not None else {}
+    was_training = net.training
+    try:
+        net.eval()
+        try:  # a small frame first (cheap); models with a fixed input size need their own
+            net(torch.zeros(2, shape[0], 64, 64, **kw))
+        except Exception:
+            seen.clear()
+            net(torch.zeros(2, *shape, **kw))
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    return seen
+
+
 def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str = "mean",
             time_padding: str = "replicate", causal: bool = False, noise_std: float = 0.1,
-            source: dict | None = None) -> VideoModel:
+            source: dict | None = None, probe: bool = True) -> VideoModel:
     """Return a video model built from ``model_2d``; ``model_2d`` itself is left untouched.
 
     Args:
@@ -55,6 +91,9 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
             init), ``"zeros"`` (gives it up at the edges unless ``init="center"``) or ``"circular"``.
         causal: put all temporal padding in front, so no output step sees a later frame.
         source: how to rebuild ``model_2d`` (set by ``from_timm``/``from_torchvision``), kept in ``config``.
+        probe: when the model states its input size (timm, torchvision via ``source``), run it once on two
+            images to find convs and pools that see another batch than the frames' (e.g. attention pooling over
+            ``B * heads``, as in MViTv2); those stay per-frame and are listed in ``config["kept_per_frame"]``.
     """
     if not isinstance(model_2d, nn.Module):
         raise TypeError(f"inflate() takes a torch.nn.Module, got {type(model_2d).__name__}; build the 2D model "
@@ -68,6 +107,8 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
     if not layers:
         raise PolicyError(f"{type(model_2d).__name__} has no Conv2d, MaxPool2d or AvgPool2d layer to inflate")
     policy = resolve_policy(policy, time_kernel, [info for info, _ in layers])
+    shape = input_shape(model_2d, source) if probe else None
+    multipliers = frame_batch_multipliers(net, layers, shape) if shape else {}
     clip = ClipState()
     used: set[int] = set()
     inflated = {"conv": 0, "pool": 0}
@@ -80,6 +121,9 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         spec, rule_index = hit
         used.add(rule_index)
         if spec.is_identity:
+            continue
+        if multipliers.get(info.path, 1.0) != 1.0:
+            kept_per_frame.append(f"{info.path} (sees a batch of {multipliers[info.path]:g} x the frames)")
             continue
         if info.kind == "conv":
             if not conv_supported(module):
@@ -94,16 +138,17 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         by_type[info.cls] = by_type.get(info.cls, 0) + 1
     check_coverage(policy, used, [info for info, _ in layers])
     if kept_per_frame:
-        warnings.warn("inflate: these convs have a forward of their own and stay per-frame: "
-                      + ", ".join(kept_per_frame), stacklevel=2)
+        warnings.warn("inflate: these layers stay per-frame: " + ", ".join(kept_per_frame), stacklevel=2)
     first_conv = next((m for info, m in layers if info.kind == "conv"), None)
+    in_chans = getattr(model_2d, "in_chans", None) or (shape[0] if shape else None) or (
+        None if hasattr(model_2d, "pretrained_cfg") else getattr(first_conv, "in_channels", None))
     config = {
         "source": source or {"kind": "module", "class": f"{type(model_2d).__module__}.{type(model_2d).__qualname__}"},
         "policy": policy.to_dict(),
         "init": init,
         "time_padding": time_padding,
         "causal": causal,
-        "in_chans": getattr(first_conv, "in_channels", None),
+        "in_chans": in_chans,
         "num_classes": getattr(model_2d, "num_classes", None),
         "inflated": inflated,
         "inflated_by_type": by_type,

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 BACKENDS = ("pyav", "torchcodec")
-DEFAULT_BACKEND = "pyav"           # what "auto" means; see the module docstring for the measurement
 SEEK_MIN_FRAMES = 16               # seek only when the first wanted frame is at least this far in
 END_SLACK = 3                      # frames a container may over-report at its end; past that it's an error
 
@@ -62,7 +61,7 @@ def resolve_backend(backend: str | None = None) -> str:
     """``backend`` (or ``$QUOVADIS_VIDEO_BACKEND``, or ``auto``) -> ``"pyav"`` or ``"torchcodec"``."""
     name = (backend or os.environ.get("QUOVADIS_VIDEO_BACKEND") or "auto").lower()
     if name == "auto":
-        name = DEFAULT_BACKEND
+        return "torchcodec" if torchcodec_available() else "pyav"
     if name not in BACKENDS:
         raise ValueError(f"unknown video backend {name!r}; choose one of {BACKENDS} or 'auto'")
     if name == "torchcodec" and not torchcodec_available():
@@ -167,7 +166,8 @@ def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backen
     Indices may repeat and come in any order; each distinct frame is decoded once. Decoding starts at the
     keyframe before the first wanted frame (when that is worth a seek) and stops after the last wanted one.
     Wanted frames up to ``END_SLACK`` past the last decodable one (containers over-report their length)
-    repeat the last frame; further than that raises :class:`VideoDecodeError`."""
+    repeat the last frame; further than that raises :class:`VideoDecodeError`. ``threads``: decoder threads,
+    None = 1 (fastest per core, and DataLoader workers already use the cores), 0 = FFmpeg's choice."""
     path = _check_file(path)
     idx = _as_indices(indices)
     if idx.size == 0:
@@ -181,6 +181,8 @@ def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backen
         got = _pyav_frames(path, wanted, threads)
     got = _fill_tail(path, wanted, got)
     stack = torch.from_numpy(np.stack([got[i] for i in wanted]))
+    if len(idx) == len(wanted) and np.array_equal(idx, wanted):
+        return stack
     return stack[torch.from_numpy(np.searchsorted(wanted, idx))]
 
 
@@ -226,9 +228,10 @@ def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek: bool) 
     container = _open_av(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if threads:
-            stream.codec_context.thread_count = threads
+        threads = 1 if threads is None else threads
+        if threads != 1:
+            stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         return _pyav_decode(container, stream, wanted, seek)
     except Exception as e:
         raise VideoDecodeError(f"cannot decode {path}: {e}") from e
@@ -267,7 +270,7 @@ def _pyav_decode(container, stream, wanted: np.ndarray, seek: bool) -> dict | No
 def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> dict:
     from torchcodec.decoders import VideoDecoder
     try:
-        dec = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=threads or 1,
+        dec = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=1 if threads is None else threads,
                            seek_mode="approximate")
         n = len(dec)
         ok = wanted[wanted < n] if n else wanted

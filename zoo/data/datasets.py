@@ -1,0 +1,310 @@
+"""Video clip datasets: UCF-101, HMDB-51, Kinetics CSV, generic ``path,label`` CSV, folder per class.
+
+All are a :class:`VideoClipDataset` over ``(relative video path, label)`` items. A sample is a dict::
+
+    {"rgb": (3, T, H, W) float, "flow": (2, T, H, W) float, "label": int, "index": int, "path": str}
+
+with ``rgb``/``flow`` present per ``modality`` ("rgb", "flow", "both"). Test mode (``mode="test"``) always
+gives views ``(V, C, T, H, W)``, ``V = num_clips`` times the crops of the transform (3 for ThreeCrop); train
+mode gives ``(C, T, H, W)`` for a single view.
+
+Time. Clip positions are sampled (``zoo.data.sampling``) on the video's frames, retimed to ``fps`` first
+when ``fps`` is set, with the SHORT-CLIP RULE (a short video loops: frame ``p % num_frames``).
+ALIGNMENT RULE: stored flow frame ``t`` is the motion from video frame ``t`` to ``t + 1`` (N frames give N-1
+flow frames). A clip of RGB frames ``[i, i+1, ..., i+n)`` takes flow frames ``[i, ..., i+n)`` -- the same
+indices, clamped to the last flow frame ``N - 2`` (so a looped clip's frame ``N-1`` uses flow ``N-2``).
+RGB and flow therefore always start at the same index, and one random draw of the transform is applied to
+both (see ``zoo.data.transforms``). Flow lives in ``flow_root/<video path relative to the root, without
+extension>/`` (``zoo.data.flow_store``).
+
+Corrupt files. Reading a video (or its flow) that fails -- undecodable, truncated, flow missing -- never
+ends a run: the path goes into ``dataset.corrupt``, a :class:`CorruptVideoWarning` naming it is issued once
+per path and process, and ``__getitem__`` returns the next valid item (``on_corrupt="next"``, after at most
+``max_skips`` tries) or a :class:`Skipped` sentinel (``on_corrupt="sentinel"``, or when the tries run out).
+DataLoader workers hold their own copy of the dataset, so their ``corrupt`` sets never reach the main
+process; use ``collate_fn=collate_skip_corrupt``: it drops sentinels and puts in ``batch["skipped"]`` the
+path of every corrupt file met for that batch (sentinels, and the files a "next" sample skipped, carried
+on the sample as ``Sample.skipped``). Aggregate in the main loop::
+
+    for batch in loader:
+        dataset.corrupt.update(batch["skipped"]); n_skipped += len(batch["skipped"])
+        if "label" not in batch: continue        # every sample of this batch was corrupt
+"""
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from . import sampling
+from .decode import read_frames, video_info
+from .transforms import Normalize
+
+MODALITIES = ("rgb", "flow", "both")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif")
+
+__all__ = ["VideoClipDataset", "UCF101", "HMDB51", "Kinetics", "CSVVideoDataset", "FolderVideoDataset",
+           "CorruptVideoWarning", "Skipped", "Sample", "collate_skip_corrupt"]
+
+
+class CorruptVideoWarning(UserWarning):
+    """A video (or its stored flow) could not be read; the dataset skipped it."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Sentinel for a sample whose file could not be read."""
+    index: int
+    path: str
+    error: str
+
+
+class Sample(dict):
+    """A sample dict; ``skipped`` holds the corrupt paths passed over to reach it (on_corrupt="next")."""
+    skipped: tuple = ()
+
+
+def collate_skip_corrupt(batch: list) -> dict:
+    """``default_collate`` of the valid samples, plus ``"skipped"``: a list with one path per corrupt file
+    met (dropped sentinels and files skipped on the way to a sample). No data keys if all were corrupt."""
+    valid = [s for s in batch if not isinstance(s, Skipped)]
+    skipped = [s.path for s in batch if isinstance(s, Skipped)]
+    skipped += [p for s in valid for p in getattr(s, "skipped", ())]
+    out = default_collate([dict(s) for s in valid]) if valid else {}
+    out["skipped"] = skipped
+    return out
+
+
+class VideoClipDataset(Dataset):
+    """Clips of videos ``root / rel`` with labels, from ``items = [(rel, label), ...]``.
+
+    modality: "rgb", "flow" or "both"; flow_root: stored flow (needed for flow); clip_len, stride: frames
+    per clip and step; num_clips: clips per video (train: random, test: spread evenly); fps: retime to
+    this rate before sampling (DeepMind's I3D: 25) or None; transform: a paired transform (default:
+    ``Normalize()``), drawn per clip; mode: "train" or "test"; backend: video decoder (``zoo.data.decode``)."""
+
+    def __init__(self, items: Iterable[tuple[str | Path, int]], root: str | Path, *, modality: str = "rgb",
+                 flow_root: str | Path | None = None, clip_len: int = 64, stride: int = 1, num_clips: int = 1,
+                 fps: float | None = None, transform=None, mode: str = "train", classes: Sequence[str] = (),
+                 on_corrupt: str = "next", max_skips: int = 16, backend: str | None = None):
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        if modality != "rgb" and flow_root is None:
+            raise ValueError(f"modality={modality!r} needs flow_root (stored flow, zoo.data.flow_store)")
+        if modality != "rgb":
+            from . import flow_store  # noqa: F401  (fail here, not as "corrupt" on every item)
+        if mode not in ("train", "test") or on_corrupt not in ("next", "sentinel"):
+            raise ValueError(f"mode must be train/test and on_corrupt next/sentinel, got {mode!r}, {on_corrupt!r}")
+        self.root = Path(root)
+        self.items = [(Path(p), int(y)) for p, y in items]
+        self.modality, self.mode, self.classes = modality, mode, list(classes)
+        self.flow_root = Path(flow_root) if flow_root is not None else None
+        self.clip_len, self.stride, self.num_clips, self.fps = clip_len, stride, num_clips, fps
+        self.transform = transform if transform is not None else Normalize()
+        self.on_corrupt, self.max_skips, self.backend = on_corrupt, max_skips, backend
+        self.corrupt: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def video_path(self, i: int) -> Path:
+        return self.root / self.items[i][0]
+
+    def flow_dir(self, i: int) -> Path:
+        rel = self.items[i][0]
+        if rel.is_absolute():
+            rel = Path(*rel.parts[1:])
+        return self.flow_root / rel.with_suffix("")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return ("rgb", "flow") if self.modality == "both" else (self.modality,)
+
+    # ------------------------------------------------------------ time
+    def clip_indices(self, num_frames: int, src_fps: float | None) -> torch.Tensor:
+        """``(num_clips, clip_len)`` video frame indices (retimed, sampled, looped)."""
+        timeline = (sampling.resample_fps(num_frames, src_fps, self.fps) if self.fps and src_fps
+                    else torch.arange(num_frames))
+        m = len(timeline)
+        if self.mode == "test":
+            pos = sampling.uniform_clips(m, self.clip_len, self.stride, self.num_clips)
+        else:
+            pos = torch.stack([sampling.dense_indices(m, self.clip_len, self.stride, "random")
+                               for _ in range(self.num_clips)])
+        return timeline[pos]
+
+    # ------------------------------------------------------------ reading
+    def load(self, i: int) -> dict:
+        """Raw views ``{"rgb": uint8 (V, 3, T, H, W), "flow": float (V, 2, T, H, W)}``; raises on a bad file."""
+        path, out = self.video_path(i), {}
+        n = src_fps = None
+        if "rgb" in self.streams or self.fps:
+            n, src_fps, _, _ = video_info(path, self.backend)
+        if "flow" in self.streams:
+            from . import flow_store
+            fdir = self.flow_dir(i)
+            if not flow_store.is_complete(fdir):
+                raise FileNotFoundError(f"no complete stored flow for {path} in {fdir}")
+            n_video = int(flow_store.read_meta(fdir)["num_frames"])
+            n = n_video if n is None else min(n, n_video)
+        idx = self.clip_indices(n, src_fps)
+        v, t = idx.shape
+        if "rgb" in self.streams:
+            frames = read_frames(path, idx.reshape(-1), self.backend)       # (V*T, H, W, 3)
+            out["rgb"] = frames.view(v, t, *frames.shape[1:]).permute(0, 4, 1, 2, 3)
+        if "flow" in self.streams:
+            fidx = idx.reshape(-1).clamp(max=max(n - 2, 0)).numpy()          # the alignment rule
+            wanted = np.unique(fidx)
+            flow = torch.as_tensor(np.asarray(flow_store.read_flow(fdir, wanted), dtype=np.float32))
+            flow = flow[torch.from_numpy(np.searchsorted(wanted, fidx))]     # (V*T, H, W, 2)
+            out["flow"] = flow.view(v, t, *flow.shape[1:]).permute(0, 4, 1, 2, 3)
+        return out
+
+    def _views(self, raw: dict) -> dict:
+        outs = [self.transform({k: x[j] for k, x in raw.items()}) for j in range(self.num_clips)]
+        views = {}
+        for k in raw:
+            parts = [o[k] if o[k].dim() == 5 else o[k][None] for o in outs]
+            if self.mode == "train" and len(parts) == 1 and len(parts[0]) == 1:
+                views[k] = parts[0][0]                        # one view: no copy
+            else:
+                views[k] = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return views
+
+    def _mark_corrupt(self, path: str, err: Exception) -> None:
+        if path not in self.corrupt:
+            self.corrupt.add(path)
+            warnings.warn(f"skipping unreadable video {path}: {type(err).__name__}: {err}",
+                          CorruptVideoWarning, stacklevel=3)
+
+    def __getitem__(self, i: int):
+        skipped = []
+        for k in range(min(self.max_skips, len(self) - 1) + 1):
+            j = (i + k) % len(self)
+            path = str(self.video_path(j))
+            if path not in self.corrupt:
+                try:
+                    raw = self.load(j)
+                except Exception as e:  # any failure to read the file or its flow; transforms are outside
+                    self._mark_corrupt(path, e)
+                else:
+                    sample = Sample(self._views(raw), label=self.items[j][1], index=j, path=path)
+                    sample.skipped = tuple(skipped)
+                    return sample
+            if self.on_corrupt == "sentinel":
+                return Skipped(j, path, "unreadable")
+            skipped.append(path)
+        return Skipped(i, str(self.video_path(i)), f"{len(skipped)} unreadable items in a row")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({len(self)} videos, {len(self.classes)} classes, "
+                f"modality={self.modality!r}, mode={self.mode!r}, clip_len={self.clip_len}, "
+                f"stride={self.stride}, num_clips={self.num_clips}, fps={self.fps})")
+
+
+# ---------------------------------------------------------------- formats
+
+def _lines(path: Path) -> list[str]:
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+class UCF101(VideoClipDataset):
+    """UCF-101: ``classInd.txt`` ("1 ApplyEyeMakeup", 1-based), ``trainlist0N.txt`` ("Class/v_..avi 1"),
+    ``testlist0N.txt`` ("Class/v_..avi"); paths relative to ``root``; labels 0-based here.
+    ``annotations`` defaults to ``root/ucfTrainTestlist``. Class names match case-insensitively (UCF
+    writes both "HandstandPushups" and "HandStandPushups")."""
+
+    def __init__(self, root, annotations=None, split: int = 1, subset: str = "train", **kw):
+        ann = Path(annotations) if annotations is not None else Path(root) / "ucfTrainTestlist"
+        classes = {}
+        for ln in _lines(ann / "classInd.txt"):
+            num, name = ln.split(maxsplit=1)
+            classes[int(num) - 1] = name
+        names = [classes[k] for k in sorted(classes)]
+        lookup = {n.lower(): k for k, n in classes.items()}
+        items = []
+        for ln in _lines(ann / f"{'train' if subset == 'train' else 'test'}list{split:02d}.txt"):
+            parts = ln.split()
+            label = int(parts[1]) - 1 if len(parts) > 1 else lookup[parts[0].split("/")[0].lower()]
+            items.append((parts[0], label))
+        kw.setdefault("mode", "train" if subset == "train" else "test")
+        super().__init__(items, root, classes=names, **kw)
+
+
+class HMDB51(VideoClipDataset):
+    """HMDB-51: split files ``<class>_test_split<N>.txt`` with lines "<video> <0|1|2>" (1 train, 2 test,
+    0 unused); videos at ``root/<class>/<video>``; classes sorted by name."""
+
+    def __init__(self, root, splits_dir, split: int = 1, subset: str = "train", **kw):
+        suffix = f"_test_split{split}.txt"
+        files = sorted(Path(splits_dir).glob(f"*{suffix}"))
+        if not files:
+            raise FileNotFoundError(f"no *{suffix} files in {splits_dir}")
+        names = [f.name[: -len(suffix)] for f in files]
+        keep = "1" if subset == "train" else "2"
+        items = [(f"{name}/{ln.split()[0]}", label)
+                 for label, (name, f) in enumerate(zip(names, files))
+                 for ln in _lines(f) if ln.split()[1] == keep]
+        kw.setdefault("mode", "train" if subset == "train" else "test")
+        super().__init__(items, root, classes=names, **kw)
+
+
+class Kinetics(VideoClipDataset):
+    """Kinetics CSV ``label,youtube_id,time_start,time_end,split`` (label absent in test CSVs -> -1).
+    Files ``<youtube_id>_<time_start:06d>_<time_end:06d><ext>`` under ``root/<split>/<label>/``,
+    ``root/<label>/``, ``root/<split>/`` or ``root/`` (label folders with spaces or underscores). Rows whose
+    file is found nowhere are left out and listed in ``self.missing``. ``classes`` (e.g. the model's label
+    list) fixes the numbering; by default the sorted labels of the CSV."""
+
+    def __init__(self, root, csv_path, subset: str | None = None, classes: Sequence[str] | None = None,
+                 ext: str = ".mp4", **kw):
+        root = Path(root)
+        with open(csv_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if subset is None or r.get("split") == subset]
+        names = list(classes) if classes is not None else sorted({r["label"] for r in rows if r.get("label")})
+        lookup = {n: k for k, n in enumerate(names)}
+        items, self.missing = [], []
+        for r in rows:
+            name = f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}{ext}"
+            label, split = r.get("label") or "", r.get("split") or ""
+            dirs = [Path(split, label), Path(split, label.replace(" ", "_")), Path(label),
+                    Path(label.replace(" ", "_")), Path(split), Path()]
+            rel = next((d / name for d in dirs if (root / d / name).is_file()), None)
+            if rel is None:
+                self.missing.append(name)
+            else:
+                items.append((rel, lookup.get(label, -1)))
+        super().__init__(items, root, classes=names, **kw)
+
+
+class CSVVideoDataset(VideoClipDataset):
+    """A CSV with header ``path,label``: label an int or a class name (numbered by sorted name unless
+    ``classes`` is given); paths relative to ``root`` (default: the CSV's folder) or absolute."""
+
+    def __init__(self, csv_path, root=None, classes: Sequence[str] | None = None, **kw):
+        with open(csv_path, newline="") as f:
+            rows = [(r["path"], r["label"].strip()) for r in csv.DictReader(f)]
+        numeric = all(re.fullmatch(r"-?\d+", y) for _, y in rows)
+        names = list(classes) if classes is not None else ([] if numeric else sorted({y for _, y in rows}))
+        lookup = {n: k for k, n in enumerate(names)}
+        items = [(p, int(y) if numeric else lookup[y]) for p, y in rows]
+        super().__init__(items, root if root is not None else Path(csv_path).parent, classes=names, **kw)
+
+
+class FolderVideoDataset(VideoClipDataset):
+    """``root/<class>/<video>``; classes sorted by folder name, videos by file name."""
+
+    def __init__(self, root, extensions: Sequence[str] = VIDEO_EXTENSIONS, **kw):
+        root = Path(root)
+        names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        exts = {e.lower() for e in extensions}
+        items = [(Path(n) / f.name, k) for k, n in enumerate(names)
+                 for f in sorted((root / n).iterdir()) if f.suffix.lower() in exts]
+        super().__init__(items, root, classes=names, **kw)
