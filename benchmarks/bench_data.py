@@ -9,11 +9,12 @@ every 2 s as in typical web video) to a temp folder, then measures clips per sec
   [-1, 1]) through a DataLoader with 1 and 2 workers, against a baseline in the same run that decodes the
   FULL video with PyAV and then samples the clip (same transform, same loader).
 
-    python benchmarks/bench_data.py [--videos 4] [--clips 24] [--gop 50]
+    python benchmarks/bench_data.py [--videos 4] [--clips 24] [--gop 50] [--rounds 5] [--loader-rounds 2]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -77,14 +78,24 @@ def loader_rate(ds, clips: int, workers: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def decode_rate(fn, files, clips: int, clip_len: int, rng) -> float:
-    n = decode.video_info(files[0])[0]
-    jobs = [(files[rng.integers(len(files))], int(rng.integers(0, n - clip_len + 1))) for _ in range(clips)]
-    fn(*jobs[0])
-    t0 = time.perf_counter()
-    for f, s in jobs:
-        fn(f, s)
-    return clips / (time.perf_counter() - t0)
+def read_clip(path, start: int, clip_len: int, backend: str, threads: int):
+    return decode.read_frames(path, range(start, start + clip_len), backend, threads)
+
+
+def decode_rates(methods: dict, jobs: list, clip_len: int, rounds: int) -> dict:
+    """Median clips/s of each method over ``rounds``, the methods interleaved within a round (a shared
+    machine's load then hits them alike), all on the same clips; the naive decode on a quarter of them."""
+    times = {name: [] for name in methods}
+    for fn in methods.values():
+        fn(*jobs[0], clip_len)  # warm up
+    for _ in range(rounds):
+        for name, fn in methods.items():
+            todo = jobs[: max(2, len(jobs) // 4)] if "naive" in name else jobs
+            t0 = time.perf_counter()
+            for f, s in todo:
+                fn(f, s, clip_len)
+            times[name].append(len(todo) / (time.perf_counter() - t0))
+    return {name: float(np.median(r)) for name, r in times.items()}
 
 
 def main(argv=None) -> None:
@@ -93,6 +104,8 @@ def main(argv=None) -> None:
     p.add_argument("--clips", type=int, default=24)
     p.add_argument("--clip-len", type=int, default=64)
     p.add_argument("--gop", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--loader-rounds", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     L = args.clip_len
@@ -102,37 +115,43 @@ def main(argv=None) -> None:
             write_video(root / "c" / f"v{k}.mp4", k, gop=args.gop)
         files = sorted((root / "c").glob("*.mp4"))
         n, fps, h, w = decode.video_info(files[0])
+        backends = ["pyav"] + (["torchcodec"] if decode.torchcodec_available() else [])
         print(f"{len(files)} videos of {n} frames, {fps:g} fps, {w}x{h}, keyframe every {args.gop} frames; "
               f"{args.clips} clips of {L} frames; {os.cpu_count()} cores; torch {torch.__version__}\n")
 
         rng = np.random.default_rng(0)
-        rows = [("PyAV, naive full decode then sample (baseline)",
-                 decode_rate(lambda f, s: decode.read_all_frames(f), files, max(4, args.clips // 4), L, rng))]
+        jobs = [(files[rng.integers(len(files))], int(rng.integers(0, n - L + 1))) for _ in range(args.clips)]
+        methods = {"PyAV, naive full decode then sample (baseline)": lambda f, s, L: decode.read_all_frames(f)}
         for threads in (1, 0):
             tag = "1 thread" if threads else "FFmpeg's threads"
-            rows.append((f"PyAV, seek + stop after last ({tag})", decode_rate(
-                lambda f, s: decode.read_frames(f, range(s, s + L), "pyav", threads), files, args.clips, L, rng)))
-            if decode.torchcodec_available():
-                rows.append((f"torchcodec get_frames_at ({tag})", decode_rate(
-                    lambda f, s: decode.read_frames(f, range(s, s + L), "torchcodec", threads),
-                    files, args.clips, L, rng)))
-        base = rows[0][1]
-        print("| decode only, one process | clips/s | vs baseline |\n|---|---:|---:|")
-        for name, r in rows:
+            for be in backends:
+                name = (f"PyAV, seek + stop after last ({tag})" if be == "pyav"
+                        else f"torchcodec get_frames_at ({tag})")
+                methods[name] = functools.partial(read_clip, backend=be, threads=threads)
+        rates = decode_rates(methods, jobs, L, args.rounds)
+        base = rates[next(iter(rates))]
+        print(f"| decode only, one process (median of {args.rounds} interleaved rounds) | clips/s | vs baseline |"
+              "\n|---|---:|---:|")
+        for name, r in rates.items():
             print(f"| {name} | {r:.2f} | {r / base:.2f}x |")
 
         transform = train_transform(224, 256)
-        print("\n| pipeline (decode + sample + augment to 3x64x224x224) | workers | clips/s | vs baseline |"
+        print(f"\n| pipeline, decode + sample + augment to 3x{L}x224x224 (median of {args.loader_rounds}) | workers "
+              "| clips/s | vs baseline |"
               "\n|---|---:|---:|---:|")
-        backends = ["pyav"] + (["torchcodec"] if decode.torchcodec_available() else [])
         for workers in (1, 2):
-            b = loader_rate(FullDecodeDataset(files, L, transform), max(4, args.clips // 3), workers)
-            print(f"| PyAV full decode, then sample (baseline) | {workers} | {b:.2f} | 1.00x |")
+            datasets = {"PyAV full decode, then sample (baseline)": FullDecodeDataset(files, L, transform)}
             for be in backends:
-                ds = FolderVideoDataset(root, clip_len=L, transform=transform, backend=be)
-                r = loader_rate(ds, args.clips, workers)
-                print(f"| zoo.data FolderVideoDataset, {be} | {workers} | {r:.2f} | {r / b:.2f}x |")
-
+                datasets[f"zoo.data FolderVideoDataset, {be}"] = FolderVideoDataset(root, clip_len=L,
+                                                                                   transform=transform, backend=be)
+            rates = {name: [] for name in datasets}
+            for _ in range(args.loader_rounds):  # interleaved, as above
+                for name, ds in datasets.items():
+                    k = max(4, args.clips // 3) if "baseline" in name else args.clips
+                    rates[name].append(loader_rate(ds, k, workers))
+            base = float(np.median(rates[next(iter(rates))]))
+            for name, r in rates.items():
+                print(f"| {name} | {workers} | {np.median(r):.2f} | {np.median(r) / base:.2f}x |")
 
 if __name__ == "__main__":
     main()

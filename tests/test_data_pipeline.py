@@ -3,8 +3,6 @@ DataLoader workers. Fixtures are tiny real MP4s (32x32, a few frames) written he
 from __future__ import annotations
 
 import csv
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -75,38 +73,14 @@ def tree(tmp_path_factory) -> Path:
     return root
 
 
-class FakeFlowStore(types.ModuleType):
-    """Mimics zoo.data.flow_store's readers over ``{dir: (num_frames, flow)}``; flow frame t is the constant
-    field (u, v) = (t, -t) pixels."""
-
-    def __init__(self):
-        super().__init__("zoo.data.flow_store")
-        self.videos: dict[str, int] = {}
-
-    def add(self, d: Path, num_frames: int) -> None:
-        self.videos[str(d)] = num_frames
-
-    def is_complete(self, d) -> bool:
-        return str(d) in self.videos
-
-    def read_meta(self, d) -> dict:
-        return {"num_frames": self.videos[str(d)], "height": SIZE, "width": SIZE, "bound": 20.0,
-                "algorithm": "fake"}
-
-    def read_flow(self, d, indices=None):
-        n = self.videos[str(d)] - 1
-        idx = np.arange(n) if indices is None else np.asarray(indices)
-        assert idx.max() < n and list(idx) == sorted(set(idx.tolist())), idx
-        out = np.zeros((len(idx), SIZE, SIZE, 2), np.float32)
-        out[..., 0], out[..., 1] = idx[:, None, None], -idx[:, None, None]
-        return out
-
-
-@pytest.fixture
-def fake_flow(monkeypatch):
-    store = FakeFlowStore()
-    monkeypatch.setitem(sys.modules, "zoo.data.flow_store", store)
-    return store
+def write_test_flow(d: Path, num_frames: int) -> None:
+    """Stored flow (zoo.data.flow_store) for a video of ``num_frames`` frames: flow frame t is the
+    constant field (u, v) = (t, -t) pixels (float16: exact)."""
+    from zoo.data import flow_store
+    t = np.arange(num_frames - 1, dtype=np.float32)[:, None, None]
+    shape = (num_frames - 1, SIZE, SIZE)
+    flow = np.stack([np.broadcast_to(t, shape), np.broadcast_to(-t, shape)], -1)
+    flow_store.write_flow(d, flow, algorithm="test", bound=20.0, fmt="npz-f16")
 
 
 def backends():
@@ -336,12 +310,12 @@ def test_folder_dataset_train_and_multiclip_test(tree):
 def test_ucf101_lists(tree):
     ann = tree / "ucfTrainTestlist"
     ann.mkdir(exist_ok=True)
-    (ann / "classInd.txt").write_text("1 Jump\n2 Run\n")
+    (ann / "classInd.txt").write_text("1 JUMP\n2 Run\n")                 # class names match in any case
     (ann / "trainlist01.txt").write_text("Jump/v_Jump_g01_c01.mp4 1\nRun/v_Run_g01_c01.mp4 2\n")
-    (ann / "testlist01.txt").write_text("jump/v_Jump_g02_c01.mp4\nRun/v_Run_g02_c01.mp4\n".replace("jump/", "Jump/"))
+    (ann / "testlist01.txt").write_text("Jump/v_Jump_g02_c01.mp4\nRun/v_Run_g02_c01.mp4\n")
     train, test = UCF101(tree, split=1, clip_len=4), UCF101(tree, split=1, subset="test", clip_len=4)
     assert [y for _, y in train.items] == [0, 1] and [y for _, y in test.items] == [0, 1]
-    assert test.mode == "test" and train.classes == ["Jump", "Run"]
+    assert test.mode == "test" and train.classes == ["JUMP", "Run"]
     check_sample(train[1], 4, label=1)
     check_sample(test[0], 4, label=0, views=1)
 
@@ -384,7 +358,8 @@ def test_kinetics_csv_nested_and_flat(tmp_path):
 
 
 def test_generic_csv(tree, tmp_path):
-    (tmp_path / "l.csv").write_text(f"path,label\n{tree}/Run/v_Run_g01_c01.mp4,run\n{tree}/Jump/v_Jump_g01_c01.mp4,jump\n")
+    rows = f"{tree}/Run/v_Run_g01_c01.mp4,run\n{tree}/Jump/v_Jump_g01_c01.mp4,jump\n"      # absolute paths
+    (tmp_path / "l.csv").write_text("path,label\n" + rows)
     ds = CSVVideoDataset(tmp_path / "l.csv", clip_len=3)
     assert ds.classes == ["jump", "run"] and [y for _, y in ds.items] == [1, 0]
     (tmp_path / "n.csv").write_text("path,label\nRun/v_Run_g01_c01.mp4,7\n")
@@ -424,11 +399,11 @@ def test_dataloader_two_workers_counts_corrupt(tree, on_corrupt):
     assert n_valid == len(ds) - (on_corrupt == "sentinel")
 
 
-def test_flow_and_rgb_aligned_in_time(tree, fake_flow, tmp_path):
+def test_flow_and_rgb_aligned_in_time(tree, tmp_path):
     flow_root = tmp_path / "flow"
     root = tmp_path / "short"
     write_mp4(root / "A" / "v.mp4", 6)                                      # 6 frames: 5 flow frames
-    fake_flow.add(flow_root / "A" / "v", 6)
+    write_test_flow(flow_root / "A" / "v", 6)
     ident = T.Compose([])
     ds = FolderVideoDataset(root, modality="both", flow_root=flow_root, clip_len=9, transform=ident)
     for _ in range(5):
@@ -443,6 +418,9 @@ def test_flow_and_rgb_aligned_in_time(tree, fake_flow, tmp_path):
     s = flow_only[0]
     assert "rgb" not in s and s["flow"].shape == (2, 2, 3, SIZE, SIZE)
     assert s["flow"][:, 0, :, 0, 0].tolist() == [[0.0, 0.25, 0.5], [0.75, 1.0, 1.0]]
+    retimed = FolderVideoDataset(root, modality="flow", flow_root=flow_root, clip_len=3, fps=25.0,
+                                 mode="test", transform=T.Compose([]))      # no fps in the meta: the video's
+    assert retimed[0]["flow"][0, 0, :, 0, 0].tolist() == [1.0, 2.0, 3.0]    # the centred clip
     missing = FolderVideoDataset(tree, modality="flow", flow_root=flow_root, clip_len=3, on_corrupt="sentinel")
     with pytest.warns(CorruptVideoWarning, match="flow"):
         assert isinstance(missing[0], Skipped)

@@ -187,11 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None)
     p.add_argument("--private", action="store_true")
     p.set_defaults(func=cmd_push)
+
+    from zoo.train.cli import add_parsers as add_train_parsers
+    add_train_parsers(sub)
+    try:
+        from zoo.data.flow import add_flow_parser
+        add_flow_parser(sub)
+    except ImportError:  # the flow extractor needs OpenCV ([flow] extra); its parser explains
+        pass
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # KEY=VALUE overrides may sit anywhere among train's options
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except (ValueError, TypeError, RuntimeError, KeyError, OSError) as e:

@@ -145,14 +145,15 @@ class VideoClipDataset(Dataset):
         """Raw views ``{"rgb": uint8 (V, 3, T, H, W), "flow": float (V, 2, T, H, W)}``; raises on a bad file."""
         path, out = self.video_path(i), {}
         n = src_fps = None
-        if "rgb" in self.streams or self.fps:
-            n, src_fps, _, _ = video_info(path, self.backend)
         if "flow" in self.streams:
             from . import flow_store
             fdir = self.flow_dir(i)
             if not flow_store.is_complete(fdir):
                 raise FileNotFoundError(f"no complete stored flow for {path} in {fdir}")
-            n_video = int(flow_store.read_meta(fdir)["num_frames"])
+            meta = flow_store.read_meta(fdir)
+            n, src_fps = int(meta["num_frames"]) + 1, meta.get("fps")     # N - 1 flow frames for N frames
+        if "rgb" in self.streams or (self.fps and not src_fps):
+            n_video, src_fps, _, _ = video_info(path, self.backend)
             n = n_video if n is None else min(n, n_video)
         idx = self.clip_indices(n, src_fps)
         v, t = idx.shape
@@ -160,7 +161,7 @@ class VideoClipDataset(Dataset):
             frames = read_frames(path, idx.reshape(-1), self.backend)       # (V*T, H, W, 3)
             out["rgb"] = frames.view(v, t, *frames.shape[1:]).permute(0, 4, 1, 2, 3)
         if "flow" in self.streams:
-            fidx = idx.reshape(-1).clamp(max=max(n - 2, 0)).numpy()          # the alignment rule
+            fidx = idx.reshape(-1).clamp(max=max(n - 2, 0)).numpy()          # the alignment rule: <= N-2
             wanted = np.unique(fidx)
             flow = torch.as_tensor(np.asarray(flow_store.read_flow(fdir, wanted), dtype=np.float32))
             flow = flow[torch.from_numpy(np.searchsorted(wanted, fidx))]     # (V*T, H, W, 2)

@@ -3,12 +3,14 @@
     >>> num_frames, fps, height, width = video_info("v.mp4")     # container metadata, no decoding
     >>> frames = read_frames("v.mp4", [100, 101, 102])          # uint8 (T, H, W, 3), in the order asked
 
-Backends: ``"pyav"`` (always there with ``quovadis[video]``) and ``"torchcodec"`` (used where it imports and
-finds FFmpeg's shared libraries). The default, ``"auto"``, was chosen by measurement
-(``benchmarks/bench_data.py``): PyAV with a keyframe seek and RGB conversion of the wanted frames only was as
-fast as or faster than torchcodec for 64-frame clips of short 320x240 H.264 videos, so ``auto`` means PyAV;
-set ``QUOVADIS_VIDEO_BACKEND=torchcodec`` (or pass ``backend=``) to use torchcodec, which falls back to PyAV
-with a warning when its libraries do not load. GIFs always go through Pillow.
+Backends: ``"torchcodec"`` and ``"pyav"``; GIFs always go through Pillow. ``"auto"`` (the default) was chosen
+by measurement (``benchmarks/bench_data.py``: the same random 64-frame clips of 10 s 25 fps 320x240 H.264
+videos, keyframe every 2 s, one decoder thread, median of 5 interleaved rounds on a shared 2-core machine):
+torchcodec 0.17 decoded 31.4 clips/s, PyAV with our keyframe seek + early stop 18.5, PyAV's naive full
+decode 3.6 (more decoder threads were slower for both). So ``auto`` is torchcodec where it is usable (``pip install torchcodec`` built for the installed torch,
+plus FFmpeg 4-8 shared libraries, e.g. ``apt-get install libavcodec59 libavformat59 ...``) and PyAV otherwise
+(``quovadis[video]``), silently. ``backend=`` or ``$QUOVADIS_VIDEO_BACKEND`` picks one; asking for torchcodec
+where it is not usable warns and uses PyAV.
 
 Frame ``i`` is the ``i``-th frame in presentation order. Every decoding failure raises
 :class:`VideoDecodeError` (a ``RuntimeError``) naming the file.

@@ -66,18 +66,22 @@ def is_norm(m: nn.Module) -> bool:
     return isinstance(m, nn.modules.batchnorm._BatchNorm) or type(m).__name__ == "BatchNormNoScale"
 
 
-def set_train_mode(model: nn.Module, training: bool, freeze_bn: bool, fixed: bool) -> None:
-    """``model.train()``, then BatchNorm layers back in eval mode where they must not update statistics:
-    with ``freeze_bn``, or outside the head in ``fixed`` mode (a fixed backbone's statistics stay fixed)."""
-    model.train(training)
-    if not training:
-        return
+def frozen_norms(model: nn.Module, freeze_bn: bool, fixed: bool) -> list[nn.Module]:
+    """BatchNorm layers that must not update: all with ``freeze_bn``, those outside the head when ``fixed``.
+    Their parameters stop requiring grad (call before building the optimizer and DDP)."""
     heads = {id(m) for h in head_modules(model) for m in h.modules()} if fixed else set()
-    for m in model.modules():
-        if is_norm(m) and (freeze_bn or (fixed and id(m) not in heads)):
-            m.eval()
-            for p in m.parameters(recurse=False):
-                p.requires_grad_(False)
+    frozen = [m for m in model.modules() if is_norm(m) and (freeze_bn or (fixed and id(m) not in heads))]
+    for m in frozen:
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(False)
+    return frozen
+
+
+def set_train_mode(model: nn.Module, training: bool, frozen: list[nn.Module]) -> None:
+    """``model.train(training)``, with the frozen BatchNorm layers kept in eval mode (fixed statistics)."""
+    model.train(training)
+    for m in frozen if training else ():
+        m.eval()
 
 
 def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:

@@ -36,7 +36,10 @@ class DataConfig:
     size: int = 224
     short_side: int = 256
     test_clips: int = 1
-    test_crops: int = 1
+    test_crops: int = 1  # 1 (centre) or 3 (three-crop)
+    fps: float | None = None  # retime videos before sampling (DeepMind's I3D: 25)
+    flip: bool = True  # random horizontal flips (negating flow x); off when left/right is the label
+    multiscale: bool = True  # MultiScaleCrop (TSN) instead of a plain random crop
     batch_size: int = 8
     workers: int = 2
 
@@ -70,8 +73,8 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"  # auto, cpu, cuda
     eval_every: int = 1
-    log_every: int = 10
     progress: bool = True
+    tensorboard: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,17 +7,19 @@ from pathlib import Path
 
 
 class RunLog:
-    def __init__(self, out: Path, enabled: bool = True):
+    def __init__(self, out: Path, enabled: bool = True, tensorboard: bool = True):
         self.out, self.enabled = Path(out), enabled
         self.rows: list[dict] = []
         self._tb = None
         if enabled:
             self.out.mkdir(parents=True, exist_ok=True)
+        if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self._tb = SummaryWriter(str(self.out / "tensorboard"))
             except Exception:  # tensorboard is optional ([train] extra)
                 self._tb = None
+        if enabled:
             path = self.out / "metrics.csv"
             if path.exists():  # resumed run: keep earlier epochs
                 with open(path) as f:

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .build import apply_finetune_mode, build_model, build_optimizer, build_scheduler, set_train_mode
+from .build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
+                    set_train_mode)
 from .checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import World, all_gather_objects, all_reduce_sum, barrier, init_world, shutdown
@@ -79,7 +80,7 @@ class Batch:
 def to_batch(raw, modality: str) -> Batch | None:
     if raw is None:
         return None
-    skipped = int(raw.get("skipped", 0)) if isinstance(raw, dict) else 0
+    skipped = len(raw.get("skipped", ())) if isinstance(raw, dict) else 0
     if modality not in raw or len(raw["label"]) == 0:
         return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0), [], skipped)
     return Batch(raw[modality], torch.as_tensor(raw["label"]).long(), torch.as_tensor(raw.get("index", [])),
@@ -167,7 +168,9 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
         torch.backends.cudnn.benchmark = False
 
     model = build_model(cfg, num_classes)
-    params = apply_finetune_mode(model, cfg.finetune)
+    apply_finetune_mode(model, cfg.finetune)
+    frozen = frozen_norms(model, cfg.freeze_bn, cfg.finetune == "fixed")
+    params = [p for p in model.parameters() if p.requires_grad]
     model.to(world.device)
     if cfg.channels_last:
         model = model.to_channels_last() if hasattr(model, "to_channels_last") else model.to(
@@ -190,7 +193,7 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
     if world.distributed:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[world.local_rank] if world.device.type == "cuda" else None)
-    log = RunLog(out, enabled=world.is_main)
+    log = RunLog(out, enabled=world.is_main, tensorboard=cfg.tensorboard)
     if world.is_main:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     best = max((r.get("val_top1") or 0 for r in log.rows), default=0.0)
@@ -209,7 +212,7 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
             first = start_batch if epoch == start_epoch else 0
             sampler.set_epoch(epoch, first)
             seeded.epoch = epoch
-            set_train_mode(model, True, cfg.freeze_bn, cfg.finetune == "fixed")
+            set_train_mode(model, True, frozen)
             t0, seen, loss_sum, correct, skipped = time.perf_counter(), 0, 0.0, 0, 0
             progress = _progress(loader, world, cfg, epoch)
             optimizer.zero_grad(set_to_none=True)

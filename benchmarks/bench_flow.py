@@ -1,0 +1,160 @@
+"""Optical flow: storage formats (bytes, error) and TV-L1 extraction speed (1 vs 2 processes).
+
+1. Storage: TV-L1 flow (float32, clipped to +-20 px) of the synthetic moving-shapes set and of the
+   kinetics-i3d sample GIF, written in every zoo.data.flow_store format; bytes per flow frame (x and y
+   together) and max/mean abs error in pixels of what read_flow returns, against the clipped float flow.
+2. Speed: extract_dataset_flow on the synthetic set with 1 process and with 2 processes (a baseline in
+   the same run; decode + TV-L1 + write, process start-up included), and TV-L1 alone on the GIF in this
+   process with 1 OpenCV thread and with OpenCV's default threads.
+3. Sanity: our TV-L1 on the GIF against DeepMind's flow GIF of the same clip (sign and agreement).
+
+    python benchmarks/bench_flow.py [--classes 8] [--per-class 2] [--frames 32] [--size 64] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from zoo.data.flow import compute_flow, extract_dataset_flow, find_videos, read_gray_frames, tvl1_available
+from zoo.data.flow_store import FORMATS, read_flow, write_flow
+from zoo.data.synthetic import make_moving_shapes
+from zoo.video_io import flow_from_rgb_encoding, read_frames
+
+GIF = Path("/work/shared/data/kinetics-i3d/v_CricketShot_g04_c01_rgb.gif")
+BOUND = 20.0
+
+
+def tvl1(gray: np.ndarray, threads: int = 1) -> np.ndarray:
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        return compute_flow(gray, "tvl1")
+    finally:
+        cv2.setNumThreads(old)
+
+
+def spawn_startup_seconds(workers: int) -> float:
+    """Seconds for a spawn pool of ``workers`` to import zoo.data.flow and answer (what each
+    multi-process extract_dataset_flow pays once)."""
+    t = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for f in [pool.submit(tvl1_available) for _ in range(workers)]:
+            f.result()
+    return time.perf_counter() - t
+
+
+def measure_formats(flows: list[np.ndarray], tmp: Path) -> dict:
+    """{fmt: {bytes_per_frame, max_err, mean_err}} over all flow frames of ``flows``."""
+    out = {}
+    for fmt in FORMATS:
+        nbytes, nframes, max_err, sum_err, count = 0, 0, 0.0, 0.0, 0
+        for flow in flows:
+            d = tmp / fmt
+            write_flow(d, flow, algorithm="tvl1", bound=BOUND, fmt=fmt)
+            nbytes += sum(p.stat().st_size for p in d.iterdir() if p.name != "meta.json")
+            nframes += len(flow)
+            err = np.abs(read_flow(d) - np.clip(flow, -BOUND, BOUND))
+            max_err, sum_err, count = max(max_err, float(err.max())), sum_err + float(err.sum()), count + err.size
+            shutil.rmtree(d)
+        out[fmt] = {"bytes_per_frame": round(nbytes / nframes, 1), "max_err": round(max_err, 4),
+                    "mean_err": round(sum_err / count, 5)}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--per-class", type=int, default=2)
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--gif", type=Path, default=GIF)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = p.parse_args()
+    results: dict = {"cpus": os.cpu_count(), "opencv": cv2.__version__, "opencv_default_threads": cv2.getNumThreads()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        src = make_moving_shapes(tmp / "syn", a.classes, a.per_class, a.frames, a.size)
+        results["synthetic_make_s"] = round(time.perf_counter() - t, 2)
+        videos = find_videos(src)
+        print(f"synthetic: {len(videos)} videos, {a.frames} frames {a.size}x{a.size} "
+              f"({results['synthetic_make_s']} s to make)")
+
+        # -- speed: whole pipeline, 1 process (in this process) then 2 processes
+        speed = {}
+        for workers in (1, 2):
+            s = extract_dataset_flow(src, tmp / f"flow{workers}", workers=workers, progress=False)
+            assert s["done"] == len(videos) and not s["failed"], s
+            speed[workers] = s
+            print(f"extract_dataset_flow workers={workers}: {s['flow_frames']} flow frames in {s['seconds']:.1f} s"
+                  f" = {s['flow_frames_per_s']:.1f} frames/s")
+        ratio = speed[2]["flow_frames_per_s"] / speed[1]["flow_frames_per_s"]
+        startup = spawn_startup_seconds(2)
+        steady = speed[2]["flow_frames"] / max(1e-9, speed[2]["seconds"] - startup)
+        print(f"  2 processes / 1 process: {ratio:.2f}x; spawn start-up of 2 workers (importing zoo, torch): "
+              f"{startup:.1f} s; without it 2 processes: {steady:.1f} frames/s = {steady / speed[1]['flow_frames_per_s']:.2f}x")
+        results["synthetic_speed"] = {"fps_1_process": speed[1]["flow_frames_per_s"],
+                                      "fps_2_processes": speed[2]["flow_frames_per_s"], "ratio": round(ratio, 2),
+                                      "seconds_1": speed[1]["seconds"], "seconds_2": speed[2]["seconds"],
+                                      "spawn_startup_2_workers_s": round(startup, 2),
+                                      "fps_2_processes_without_startup": round(steady, 2),
+                                      "ratio_without_startup": round(steady / speed[1]["flow_frames_per_s"], 2)}
+
+        # -- storage formats on float flow (TV-L1 again, in process, 1 OpenCV thread)
+        syn_flows = [tvl1(read_gray_frames(v)[0]) for v in videos]
+        results["synthetic_formats"] = measure_formats(syn_flows, tmp)
+
+        gif_gray, _ = read_gray_frames(a.gif)
+        t = time.perf_counter()
+        gif_flow = tvl1(gif_gray, threads=1)
+        gif_s = time.perf_counter() - t
+        k = min(9, len(gif_gray))
+        t = time.perf_counter()
+        tvl1(gif_gray[:k], threads=results["opencv_default_threads"])
+        gif_default_s = (time.perf_counter() - t) / (k - 1)
+        results["gif"] = {"frames": len(gif_gray), "size": list(gif_gray.shape[1:]),
+                          "tvl1_fps_1_thread": round(len(gif_flow) / gif_s, 2),
+                          f"tvl1_fps_{results['opencv_default_threads']}_threads_first_{k}":
+                              round(1 / gif_default_s, 2)}
+        results["gif_formats"] = measure_formats([gif_flow], tmp)
+        clipped = np.abs(gif_flow) > BOUND
+        results["gif"]["fraction_clipped"] = round(float(clipped.mean()), 6)
+
+        # -- sanity against DeepMind's flow of the same clip (x in red, y in green, bound 20)
+        ref_path = a.gif.with_name(a.gif.name.replace("_rgb", "_flow"))
+        if ref_path.is_file():
+            ref = flow_from_rgb_encoding(read_frames(ref_path)[0]).numpy()
+            n = min(len(ref), len(gif_flow))
+            ours, theirs = np.clip(gif_flow[:n], -BOUND, BOUND), ref[:n]
+            results["gif_vs_deepmind"] = {
+                "frames_compared": n,
+                "corr_x": round(float(np.corrcoef(ours[..., 0].ravel(), theirs[..., 0].ravel())[0, 1]), 3),
+                "corr_y": round(float(np.corrcoef(ours[..., 1].ravel(), theirs[..., 1].ravel())[0, 1]), 3),
+                "mean_abs_diff_px": round(float(np.abs(ours - theirs).mean()), 3)}
+
+    print(f"\nGIF {a.gif.name}: {results['gif']}")
+    if "gif_vs_deepmind" in results:
+        print(f"our TV-L1 vs DeepMind's flow GIF: {results['gif_vs_deepmind']}")
+    print("\nformat   | synthetic: bytes/frame  max err  mean err | GIF: bytes/frame  max err  mean err")
+    for fmt in FORMATS:
+        s, g = results["synthetic_formats"][fmt], results["gif_formats"][fmt]
+        print(f"{fmt:8s} | {s['bytes_per_frame']:10.0f} {s['max_err']:9.4f} {s['mean_err']:9.5f}"
+              f" | {g['bytes_per_frame']:10.0f} {g['max_err']:9.4f} {g['mean_err']:9.5f}")
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+        print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Optical-flow extraction (TV-L1 or Farneback, OpenCV) for a video or a whole dataset, resumable.
+
+    quovadis flow SRC_DIR OUT_DIR [--workers N] [--algorithm tvl1|farneback] [--size S] [--format F]
+
+Flow is computed on grayscale frames between consecutive frames (N frames -> N-1 flows) and stored with
+:mod:`zoo.data.flow_store` in ``OUT_DIR/<relative path without extension>/``. A video whose folder has
+a ``meta.json`` is skipped; any other folder is cleared and redone. Undecodable videos are reported
+(one warning each), counted and skipped. Work is spread over processes (spawn), each with one OpenCV
+thread: TV-L1 runs slower with 2 OpenCV threads than with 1 on this code (measured 224x224: 0.96 vs
+0.59 s/frame), so processes, not threads, are the way to use more cores.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".gif")
+ALGORITHMS = ("tvl1", "farneback")
+_CONTRIB_HINT = ("TV-L1 optical flow needs OpenCV's contrib modules (cv2.optflow): "
+                 "pip install opencv-contrib-python-headless  -- plain opencv-python lacks TV-L1 "
+                 "(uninstall it first if both are installed, they share the cv2 package)")
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as e:
+        raise ImportError("optical flow needs OpenCV: pip install opencv-contrib-python-headless") from e
+    return cv2
+
+
+def tvl1_available() -> bool:
+    """Whether this OpenCV has the contrib TV-L1 implementation."""
+    try:
+        return hasattr(_cv2(), "optflow") and hasattr(_cv2().optflow, "DualTVL1OpticalFlow_create")
+    except ImportError:
+        return False
+
+
+@contextlib.contextmanager
+def _opencv_threads(n: int):
+    cv2 = _cv2()
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
+# ------------------------------------------------------------------------------------ frames
+def read_gray_frames(video_path, size: int | None = None) -> tuple[np.ndarray, float]:
+    """``(frames, fps)``: uint8 grayscale ``(T, H, W)`` (PyAV, or Pillow for .gif), optionally resized so
+    the short side is ``size``. Raises ValueError/OSError for undecodable files."""
+    from zoo.video_io import read_frames
+
+    cv2 = _cv2()
+    rgb, fps = read_frames(video_path)
+    rgb = rgb.numpy()
+    h, w = rgb.shape[1:3]
+    if size is not None and min(h, w) != size:
+        scale = size / min(h, w)
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))       # cv2 wants (width, height)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        rgb = np.stack([cv2.resize(f, new, interpolation=interp) for f in rgb])
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]), fps
+
+
+# ------------------------------------------------------------------------------------ flow
+def compute_flow(gray: np.ndarray, algorithm: str = "tvl1") -> np.ndarray:
+    """Flow ``(T-1, H, W, 2)`` float32 in pixels (x right, y down) between consecutive gray frames:
+    ``flow[t]`` maps frame t to frame t+1 (``frame_t(p) ~ frame_{t+1}(p + flow[t](p))``)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown flow algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    cv2 = _cv2()
+    if len(gray) < 2:
+        raise ValueError(f"optical flow needs at least 2 frames, got {len(gray)}")
+    if algorithm == "tvl1":
+        if not tvl1_available():
+            raise ImportError(_CONTRIB_HINT)
+        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()  # OpenCV defaults (tau .25, lambda .15, 5 scales)
+        calc = lambda a, b: tvl1.calc(a, b, None)  # noqa: E731
+    else:  # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: OpenCV's documented example
+        calc = lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # noqa: E731
+    return np.stack([calc(gray[t], gray[t + 1]) for t in range(len(gray) - 1)]).astype(np.float32)
+
+
+def extract_video_flow(video_path, out_dir, *, algorithm: str = "tvl1", bound: float = 20, size: int | None = None,
+                       fmt: str = DEFAULT_FORMAT) -> int:
+    """Decode ``video_path``, compute its flow and write it to ``out_dir`` (complete when this returns).
+    Returns the number of flow frames (frames - 1). Uses one OpenCV thread (see the module docstring)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    gray, fps = read_gray_frames(video_path, size)
+    with _opencv_threads(1):
+        flow = compute_flow(gray, algorithm)
+    write_flow(Path(out_dir), flow, algorithm=algorithm, bound=bound, fps=fps, fmt=fmt, source=str(video_path))
+    return len(flow)
+
+
+# ------------------------------------------------------------------------------------ dataset
+def find_videos(src_dir) -> list[Path]:
+    """Video files (``VIDEO_EXTENSIONS``, any case) under ``src_dir``, recursively, sorted."""
+    src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise FileNotFoundError(f"no such directory: {src_dir}")
+    return sorted(p for p in src_dir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+
+def flow_dir_for(video: Path, src_dir: Path, out_dir: Path) -> Path:
+    """``out_dir/<path of video relative to src_dir, without extension>``."""
+    return Path(out_dir) / Path(video).relative_to(src_dir).with_suffix("")
+
+
+def _extract_job(video: str, dest: str, kwargs: dict) -> int:
+    # top-level so spawned workers can unpickle it
+    return extract_video_flow(video, dest, **kwargs)
+
+
+def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str = "tvl1", bound: float = 20,
+                         size: int | None = None, fmt: str = DEFAULT_FORMAT, progress: bool = True) -> dict:
+    """Extract the flow of every video under ``src_dir`` into ``out_dir`` (mirroring relative paths).
+
+    Skips videos whose folder is complete, redoes incomplete ones, and never stops on a bad video (one
+    warning each). ``workers`` > 1 uses a spawn ProcessPoolExecutor; 1 runs in this process.
+    Returns ``{"videos", "done", "skipped", "failed" (list of paths), "flow_frames", "seconds",
+    "flow_frames_per_s"}`` (frames/s over the done videos, process start-up included)."""
+    from tqdm import tqdm
+
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown flow algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if algorithm == "tvl1" and not tvl1_available():
+        raise ImportError(_CONTRIB_HINT)  # fail once, up front, not once per video
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    start = time.perf_counter()
+    videos = find_videos(src_dir)
+    todo, skipped = [], 0
+    for v in videos:
+        dest = flow_dir_for(v, src_dir, out_dir)
+        if is_complete(dest):
+            skipped += 1
+        else:
+            clear_flow_dir(dest)  # a folder without meta.json is never finished: start it afresh
+            todo.append((v, dest))
+    kwargs = {"algorithm": algorithm, "bound": bound, "size": size, "fmt": fmt}
+    done, frames, failed = 0, 0, []
+
+    def record(video: Path, fn):
+        nonlocal done, frames
+        try:
+            frames += fn()
+            done += 1
+        except Exception as e:  # noqa: BLE001 -- one bad video must not stop a dataset
+            warnings.warn(f"flow extraction failed for {video}: {type(e).__name__}: {e}", RuntimeWarning,
+                          stacklevel=3)
+            failed.append(str(video))
+
+    with tqdm(total=len(todo), desc="flow", unit="video", disable=not progress or not todo) as bar:
+        if workers <= 1 or len(todo) <= 1:
+            for v, dest in todo:
+                record(v, lambda: _extract_job(str(v), str(dest), kwargs))  # noqa: B023 (called at once)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_extract_job, str(v), str(dest), kwargs): v for v, dest in todo}
+                for fut in as_completed(futures):
+                    record(futures[fut], fut.result)
+                    bar.update()
+    seconds = time.perf_counter() - start
+    return {"videos": len(videos), "done": done, "skipped": skipped, "failed": failed, "flow_frames": frames,
+            "seconds": round(seconds, 3), "flow_frames_per_s": round(frames / seconds, 2) if seconds else 0.0}
+
+
+# ------------------------------------------------------------------------------------ CLI
+def add_flow_parser(subparsers):
+    """Add ``flow SRC_DIR OUT_DIR`` to an argparse subparsers object; returns the parser."""
+    p = subparsers.add_parser("flow", help="extract optical flow (TV-L1) of every video under a folder, resumable")
+    p.add_argument("src_dir", help="folder searched recursively for .mp4/.avi/.mkv/.webm/.gif")
+    p.add_argument("out_dir", help="flow goes to OUT_DIR/<relative path without extension>/")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--algorithm", default="tvl1", choices=ALGORITHMS)
+    p.add_argument("--size", type=int, default=None, help="resize the short side to S before flow")
+    p.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT, choices=FORMATS,
+                   help=f"storage format (default {DEFAULT_FORMAT})")
+    p.add_argument("--bound", type=float, default=20.0, help="clip flow to +-BOUND pixels (default 20)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_flow)
+    return p
+
+
+def cmd_flow(args) -> int:
+    """Run :func:`extract_dataset_flow` from parsed args and print the summary; 1 if any video failed."""
+    s = extract_dataset_flow(args.src_dir, args.out_dir, workers=args.workers, algorithm=args.algorithm,
+                             bound=args.bound, size=args.size, fmt=args.fmt,
+                             progress=not getattr(args, "no_progress", False))
+    print(f"flow: {s['videos']} videos: {s['done']} done, {s['skipped']} already complete, "
+          f"{len(s['failed'])} failed; {s['flow_frames']} flow frames in {s['seconds']:.1f} s "
+          f"({s['flow_frames_per_s']:.1f} frames/s)")
+    for f in s["failed"]:
+        print(f"  failed: {f}")
+    return 1 if s["failed"] else 0

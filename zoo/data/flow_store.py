@@ -1,0 +1,188 @@
+"""On-disk storage of optical flow: one folder per video, frames first, ``meta.json`` last.
+
+A folder is complete iff its ``meta.json`` exists; it is written atomically (temp file + ``os.replace``)
+after every frame, so a crash mid-video leaves a folder without ``meta.json``, which is never taken
+as finished (extraction clears and redoes it). Flow is clipped to ``[-bound, bound]`` pixels.
+
+Formats (``fmt``); frame ``i`` (0-based, the flow from video frame i to i+1) lives in file number i+1:
+
+* ``"jpg95"``   ``flow_x_00001.jpg`` / ``flow_y_00001.jpg``: grayscale JPEG, quality 95, of the
+                MMAction2/denseflow quantisation ``v = round((clip(f, -b, b) + b) / (2b) * 255)``
+* ``"jpg100"``  the same at JPEG quality 100
+* ``"png"``     ``flow_x_00001.png`` / ``flow_y_00001.png``: the same uint8 values, lossless
+* ``"npz-u8"``  ``flow_00001.npz``: the same uint8 values, (H, W, 2), ``np.savez_compressed``
+* ``"npz-f16"`` ``flow_00001.npz``: float16 pixels (H, W, 2), ``np.savez_compressed``
+
+Default: ``"png"``, chosen by measurement (``benchmarks/bench_flow.py``, TV-L1 flow, bound 20).
+Bytes per flow frame (x and y) and abs error in pixels against the clipped float flow:
+
+    format   | synthetic 64x64 (16 videos, 496 frames) | CricketShot GIF 224x224 (78 frames)
+             | bytes/frame   max err    mean err       | bytes/frame   max err    mean err
+    ---------+-----------------------------------------+--------------------------------------
+    MEASURED_TABLE
+
+The quantisation step of the uint8 formats is 2b/255 = 0.157 px, so their error is at most half a
+step, b/255 = 0.078 px (png, npz-u8: exactly that; jpg adds JPEG's loss on top). PNG keeps that
+bound exactly at SIZE_NOTE; JPEG 95 is smaller but its error is unbounded in principle and
+measured up to JPG_NOTE; float16 is the most accurate and the largest. Note that this quantisation
+(the MMAction2/denseflow convention) maps 0 to 128, i.e. a zero flow reads back as +0.078 px.
+
+Reading needs only numpy and Pillow (no OpenCV).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+FORMATS = ("jpg95", "jpg100", "png", "npz-u8", "npz-f16")
+DEFAULT_FORMAT = "png"
+META = "meta.json"
+_JPEG_QUALITY = {"jpg95": 95, "jpg100": 100}
+
+
+class IncompleteFlowError(FileNotFoundError):
+    """A flow folder without ``meta.json`` (unfinished or never extracted) or with a frame missing."""
+
+
+# ------------------------------------------------------------------------------------ quantisation
+def quantize(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """Pixels -> uint8, ``round((clip(f, -b, b) + b) / (2b) * 255)`` (MMAction2/denseflow)."""
+    return np.rint((np.clip(flow, -bound, bound) + bound) * (255.0 / (2 * bound))).astype(np.uint8)
+
+
+def dequantize(values: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """uint8 -> float32 pixels, the inverse of :func:`quantize` up to half a step (``bound / 255``)."""
+    return (values.astype(np.float32) * np.float32(2 * bound / 255.0) - np.float32(bound)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ file names
+def _frame_files(out_dir: Path, fmt: str, i: int) -> list[Path]:
+    """The file(s) holding flow frame ``i`` (0-based; numbered from 1 on disk, as denseflow)."""
+    n = i + 1
+    if fmt.startswith("npz"):
+        return [out_dir / f"flow_{n:05d}.npz"]
+    ext = "png" if fmt == "png" else "jpg"
+    return [out_dir / f"flow_x_{n:05d}.{ext}", out_dir / f"flow_y_{n:05d}.{ext}"]
+
+
+def _is_ours(name: str) -> bool:
+    """Files this module writes (only these are ever deleted when a folder is redone)."""
+    return (name.startswith("flow_") and name.endswith((".jpg", ".png", ".npz", ".tmp"))) or \
+        name == META or name.startswith(META + ".")
+
+
+def clear_flow_dir(out_dir: Path) -> None:
+    """Delete this module's files in ``out_dir`` (``meta.json`` first, so it is never complete while
+    stale frames remain); other files are left alone."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    (out_dir / META).unlink(missing_ok=True)
+    for p in out_dir.iterdir():
+        if p.is_file() and _is_ours(p.name):
+            p.unlink()
+
+
+# ------------------------------------------------------------------------------------ write
+def write_flow(out_dir: Path, flow: np.ndarray, *, algorithm: str, bound: float = 20.0, fps: float | None = None,
+               fmt: str = DEFAULT_FORMAT, source: str | None = None) -> None:
+    """Write flow ``(T, H, W, 2)`` float32 pixels (x then y) to ``out_dir``: stale files of an earlier
+    run are removed, then every frame, then ``meta.json`` atomically (its presence = complete)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    flow = np.asarray(flow)
+    if flow.ndim != 4 or flow.shape[-1] != 2 or flow.shape[0] < 1:
+        raise ValueError(f"flow must be (T, H, W, 2) with T >= 1, got {flow.shape}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clear_flow_dir(out_dir)
+    for i, f in enumerate(flow):
+        _write_frame(_frame_files(out_dir, fmt, i), f, fmt, bound)
+    meta = {"algorithm": algorithm, "bound": float(bound), "format": fmt, "num_frames": int(flow.shape[0]),
+            "height": int(flow.shape[1]), "width": int(flow.shape[2]), "fps": None if fps is None else float(fps),
+            "source": source}
+    tmp = out_dir / f"{META}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, out_dir / META)  # atomic: readers see no meta.json or a whole one
+
+
+def _write_frame(paths: list[Path], f: np.ndarray, fmt: str, bound: float) -> None:
+    if fmt == "npz-f16":
+        _save_npz(paths[0], np.clip(f, -bound, bound).astype(np.float16))
+    elif fmt == "npz-u8":
+        _save_npz(paths[0], quantize(f, bound))
+    else:
+        from PIL import Image
+        q = quantize(f, bound)
+        kwargs = {"quality": _JPEG_QUALITY[fmt]} if fmt in _JPEG_QUALITY else {"compress_level": 6}
+        for c, path in enumerate(paths):
+            Image.fromarray(np.ascontiguousarray(q[..., c])).save(path, **kwargs)
+
+
+def _save_npz(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object, so numpy does not append a second ".npz"
+        np.savez_compressed(fh, flow=arr)
+
+
+# ------------------------------------------------------------------------------------ read
+def is_complete(out_dir: Path) -> bool:
+    """True iff ``out_dir`` holds a finished flow video (a readable ``meta.json``)."""
+    try:
+        read_meta(out_dir)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def read_meta(out_dir: Path) -> dict:
+    """The ``meta.json`` of a finished flow folder; :class:`IncompleteFlowError` if there is none."""
+    path = Path(out_dir) / META
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise IncompleteFlowError(f"flow folder {out_dir} is incomplete: no {META} "
+                                  "(extraction unfinished or never run)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"flow folder {out_dir}: unreadable {META}: {e}") from None
+
+
+def read_flow(out_dir: Path, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Flow frames ``indices`` (0-based; all if None) as float32 ``(T, H, W, 2)`` pixels, de-quantised."""
+    out_dir = Path(out_dir)
+    meta = read_meta(out_dir)
+    n, fmt, bound = meta["num_frames"], meta["format"], meta["bound"]
+    shape = (meta["height"], meta["width"], 2)
+    indices = range(n) if indices is None else [int(i) for i in indices]
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad:
+        raise IndexError(f"flow folder {out_dir} has {n} flow frames (0..{n - 1}); asked for {bad[:5]}")
+    out = np.empty((len(indices),) + shape, np.float32)
+    for k, i in enumerate(indices):
+        paths = _frame_files(out_dir, fmt, i)
+        try:
+            out[k] = _read_frame(paths, fmt, bound)
+        except FileNotFoundError as e:
+            raise IncompleteFlowError(f"flow folder {out_dir}: frame {i} is missing ({Path(e.filename).name})") \
+                from None
+        except ValueError as e:  # wrong shape (broadcast) or undecodable data
+            raise ValueError(f"flow folder {out_dir}: frame {i} ({paths[0].name}) is bad: {e}") from None
+    return out
+
+
+def _read_frame(paths: list[Path], fmt: str, bound: float) -> np.ndarray:
+    if fmt.startswith("npz"):
+        with np.load(paths[0]) as z:
+            a = z["flow"]
+        return a.astype(np.float32) if fmt == "npz-f16" else dequantize(a, bound)
+    from PIL import Image
+    planes = []
+    for p in paths:
+        with Image.open(p) as im:
+            planes.append(np.asarray(im.convert("L")))
+    return dequantize(np.stack(planes, axis=-1), bound)

@@ -1,0 +1,101 @@
+"""``quovadis train`` and ``quovadis evaluate``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def cmd_train(args) -> int:
+    from .config import load_config
+    from .data import build_dataset
+    from .loop import train
+    from zoo.data.datasets import collate_skip_corrupt
+
+    cfg = load_config(args.config, args.overrides)
+    train_set = build_dataset(cfg, "train")
+    val_set = build_dataset(cfg, "test") if not args.no_val else None
+    classes = train_set.classes or [str(i) for i in range(max(y for _, y in train_set.items) + 1)]
+    result = train(cfg, train_set, val_set, len(classes), classes, resume=args.resume,
+                   collate_fn=collate_skip_corrupt)
+    summary = {k: v for k, v in result.items() if k not in ("model", "per_class")}
+    print(json.dumps({"run": cfg.out, **summary}, default=float))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from torch.utils.data import DataLoader
+
+    from .build import build_model
+    from .checkpoint import BEST, LAST
+    from .config import from_dict
+    from .data import build_dataset
+    from .distributed import init_world
+    from .loop import evaluate
+    from .metrics import fuse, save_confusion_png, summarize
+    from zoo.data.datasets import collate_skip_corrupt
+
+    runs = [Path(args.run)] + [Path(r) for r in args.fuse]
+    preds = []
+    world = init_world("auto")
+    for run in runs:
+        cfg_path = run / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{run} is not a training run (no config.json)")
+        cfg = from_dict(json.loads(cfg_path.read_text()))
+        cfg.data.test_clips = args.clips or cfg.data.test_clips
+        cfg.data.test_crops = args.crops or cfg.data.test_crops
+        cfg.model.pretrained = False
+        dataset = build_dataset(cfg, "test", test_views=True)
+        ckpt = run / BEST if (run / BEST).exists() else run / LAST
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model = build_model(cfg, len(dataset.classes))
+        model.load_state_dict(state["model"])
+        model.to(world.device)
+        loader = DataLoader(dataset, batch_size=args.batch_size or cfg.data.batch_size, shuffle=False,
+                            num_workers=cfg.data.workers, collate_fn=collate_skip_corrupt)
+        metrics, p = evaluate(model, loader, cfg, world, dataset.classes)
+        torch.save(p, run / "test_predictions.pt")
+        print(f"{run}: {cfg.data.modality}, {cfg.data.test_clips} clip(s) x {cfg.data.test_crops} crop(s): "
+              f"top1 {metrics['top1']:.2f}%  top5 {metrics['top5']:.2f}%  mean-class {metrics['mean_class_acc']:.2f}%"
+              f"  ({metrics['num_videos']} videos, {metrics['skipped']} skipped)")
+        preds.append((p, dataset.classes))
+    classes = preds[0][1]
+    if len(runs) > 1:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(runs)
+        fused = fuse([p for p, _ in preds], weights)
+        metrics = summarize(fused["logits"], fused["labels"], classes)
+        print(f"fused ({', '.join(f'{w:g} x {r}' for w, r in zip(weights, runs))}): top1 {metrics['top1']:.2f}%  "
+              f"top5 {metrics['top5']:.2f}%  mean-class {metrics['mean_class_acc']:.2f}%")
+    else:
+        metrics = summarize(preds[0][0]["logits"], preds[0][0]["labels"], classes)
+    out = Path(args.out or runs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    save_confusion_png(metrics["confusion"], out / "confusion_eval.png", classes)
+    report = {k: v for k, v in metrics.items() if k != "confusion"}
+    (out / "eval_report.json").write_text(json.dumps(report, indent=2))
+    print("per class:")
+    for name, row in sorted(metrics["per_class"].items(), key=lambda kv: kv[1]["acc"]):
+        print(f"  {row['acc']:6.1f}%  (n={row['support']:3d})  {name}")
+    print(f"wrote {out / 'eval_report.json'} and {out / 'confusion_eval.png'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a model (one stream) from a config file")
+    p.add_argument("--config", default=None, help="YAML/TOML/JSON config (see zoo.train.config)")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. optim.lr=0.01 data.clip_len=32")
+    p.add_argument("--resume", default=None, help="a checkpoint, a run folder, or 'auto' (OUT/last.pt)")
+    p.add_argument("--no-val", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="multi-view test of a run; --fuse another run for two-stream")
+    p.add_argument("--run", required=True)
+    p.add_argument("--fuse", nargs="*", default=[], help="more runs to fuse late (e.g. the flow run)")
+    p.add_argument("--weights", default=None, help="fusion weights, e.g. 1,1.5")
+    p.add_argument("--clips", type=int, default=None)
+    p.add_argument("--crops", type=int, default=None, choices=[1, 3])
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_evaluate)

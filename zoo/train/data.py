@@ -1,0 +1,48 @@
+"""The datasets a run trains and validates on, built from ``cfg.data`` (zoo.data formats and transforms)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from zoo.data import datasets as D
+from zoo.data import transforms as T
+
+from .config import TrainConfig
+
+
+def train_transform(cfg: TrainConfig):
+    d = cfg.data
+    steps = [T.ResizeShortSide(d.short_side), T.MultiScaleCrop(d.size) if d.multiscale else T.RandomCrop(d.size)]
+    if d.flip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose(steps + [T.Normalize()])
+
+
+def test_transform(cfg: TrainConfig):
+    d = cfg.data
+    crop = T.ThreeCrop(d.size) if d.test_crops == 3 else T.CenterCrop(d.size)
+    return T.Compose([T.ResizeShortSide(d.short_side), crop, T.Normalize()])
+
+
+def build_dataset(cfg: TrainConfig, subset: str, *, test_views: bool = False):
+    """``subset`` "train" or "test" of the configured format; test sets give multi-view samples only
+    when ``test_views`` (evaluation), else one centre view per video (validation during training)."""
+    d = cfg.data
+    train = subset == "train"
+    common = dict(modality=d.modality, flow_root=d.flow_root, clip_len=d.clip_len, stride=d.stride, fps=d.fps,
+                  transform=train_transform(cfg) if train else test_transform(cfg),
+                  num_clips=1 if train or not test_views else d.test_clips, mode="train" if train else "test")
+    fmt, root = d.format, Path(d.root)
+    if fmt == "ucf101":
+        return D.UCF101(root, d.annotations, split=d.split, subset=subset, **common)
+    if fmt == "hmdb51":
+        return D.HMDB51(root, d.annotations or root / "testTrainMulti_7030_splits", split=d.split, subset=subset,
+                        **common)
+    if fmt == "kinetics":
+        csv = Path(d.annotations or root / f"{'train' if train else 'validate'}.csv")
+        return D.Kinetics(root, csv, **common)
+    if fmt == "csv":
+        csv = Path(d.annotations or root) / f"{'train' if train else 'test'}.csv"
+        return D.CSVVideoDataset(csv, root=root, **common)
+    if fmt == "folders":
+        return D.FolderVideoDataset(root / ("train" if train else "test"), **common)
+    raise ValueError(f"data.format must be ucf101, hmdb51, kinetics, csv or folders, got {fmt!r}")
