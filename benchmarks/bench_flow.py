@@ -54,20 +54,27 @@ def spawn_startup_seconds(workers: int) -> float:
 
 
 def measure_formats(flows: list[np.ndarray], tmp: Path) -> dict:
-    """{fmt: {bytes_per_frame, max_err, mean_err}} over all flow frames of ``flows``."""
+    """{fmt: {bytes_per_frame, max_err, mean_err, write_ms, read_ms}} over all flow frames of ``flows``
+    (ms per flow frame, this process, warm page cache)."""
     out = {}
     for fmt in FORMATS:
-        nbytes, nframes, max_err, sum_err, count = 0, 0, 0.0, 0.0, 0
+        nbytes, nframes, max_err, sum_err, count, t_write, t_read = 0, 0, 0.0, 0.0, 0, 0.0, 0.0
         for flow in flows:
             d = tmp / fmt
+            t = time.perf_counter()
             write_flow(d, flow, algorithm="tvl1", bound=BOUND, fmt=fmt)
+            t_write += time.perf_counter() - t
             nbytes += sum(p.stat().st_size for p in d.iterdir() if p.name != "meta.json")
             nframes += len(flow)
-            err = np.abs(read_flow(d) - np.clip(flow, -BOUND, BOUND))
+            t = time.perf_counter()
+            back = read_flow(d)
+            t_read += time.perf_counter() - t
+            err = np.abs(back - np.clip(flow, -BOUND, BOUND))
             max_err, sum_err, count = max(max_err, float(err.max())), sum_err + float(err.sum()), count + err.size
             shutil.rmtree(d)
         out[fmt] = {"bytes_per_frame": round(nbytes / nframes, 1), "max_err": round(max_err, 4),
-                    "mean_err": round(sum_err / count, 5)}
+                    "mean_err": round(sum_err / count, 5), "write_ms": round(1e3 * t_write / nframes, 3),
+                    "read_ms": round(1e3 * t_read / nframes, 3)}
     return out
 
 
@@ -146,11 +153,15 @@ def main() -> None:
     print(f"\nGIF {a.gif.name}: {results['gif']}")
     if "gif_vs_deepmind" in results:
         print(f"our TV-L1 vs DeepMind's flow GIF: {results['gif_vs_deepmind']}")
-    print("\nformat   | synthetic: bytes/frame  max err  mean err | GIF: bytes/frame  max err  mean err")
+    print("\nper flow frame (x and y): bytes, max/mean abs error (px), write/read ms")
+    gh, gw = results["gif"]["size"]
+    print(f"format   | synthetic {a.size}x{a.size}: bytes  max err  mean err  write  read | GIF {gh}x{gw}: bytes  max err"
+          "  mean err  write  read")
     for fmt in FORMATS:
         s, g = results["synthetic_formats"][fmt], results["gif_formats"][fmt]
-        print(f"{fmt:8s} | {s['bytes_per_frame']:10.0f} {s['max_err']:9.4f} {s['mean_err']:9.5f}"
-              f" | {g['bytes_per_frame']:10.0f} {g['max_err']:9.4f} {g['mean_err']:9.5f}")
+        print(f"{fmt:8s} | {s['bytes_per_frame']:7.0f} {s['max_err']:8.4f} {s['mean_err']:9.5f} {s['write_ms']:6.2f}"
+              f" {s['read_ms']:5.2f} | {g['bytes_per_frame']:7.0f} {g['max_err']:8.4f} {g['mean_err']:9.5f}"
+              f" {g['write_ms']:6.2f} {g['read_ms']:5.2f}")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
         print(f"wrote {a.json}")

@@ -55,7 +55,7 @@ def from_timm(name: str, *, time_kernel: int = 3, pretrained: bool = False, poli
     rebuild it, so :func:`inflate.load` needs only the saved file."""
     model = create_timm(name, pretrained=pretrained, **timm_kwargs)
     source = {"kind": "timm", "name": name, "kwargs": _jsonable(timm_kwargs),
-              "input_size": list(model.pretrained_cfg.get("input_size", (3, 224, 224)))}
+              "input_size": [getattr(model, "in_chans", 3), *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:]]}
     return inflate(model, time_kernel=time_kernel, policy=policy, init=init, time_padding=time_padding,
                    causal=causal, source=source)
 

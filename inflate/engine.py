@@ -43,7 +43,9 @@ def list_layers(net: nn.Module) -> list[tuple[LayerInfo, nn.Module]]:
 def input_shape(model: nn.Module, source: dict | None) -> tuple[int, int, int] | None:
     """``(C, H, W)`` the 2D model takes, when it says so (timm's pretrained_cfg, or our source record)."""
     size = (source or {}).get("input_size") or (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
-    return tuple(size) if size else None
+    if not size:
+        return None
+    return (getattr(model, "in_chans", None) or size[0], *size[1:])  # timm keeps the cfg's C when in_chans differs
 
 
 @torch.no_grad()

@@ -69,7 +69,8 @@ def test_layout_lists_and_decoding(ucf):
     class_ind = read_list(ucf, "classInd.txt")
     assert class_ind == [[str(i + 1), n] for i, n in enumerate(sorted(names))]
     label = {n: int(i) for i, n in class_ind}
-    files = {p.relative_to(ucf).as_posix() for p in ucf.glob("*/*")}
+    files = {p.relative_to(ucf).as_posix() for p in ucf.glob("*/*.mp4")}
+    assert {p.name for p in ucf.iterdir()} == set(names) | {"ucfTrainTestlist"}
     assert {f.split("/")[0] for f in files} == set(names)
     assert all(NAME_RE.match(f) for f in files)
     assert len(files) == CLASSES * PER_CLASS + CORRUPT
@@ -132,17 +133,6 @@ def test_a_single_frame_does_not_reveal_the_class():
     assert _nearest_centroid_accuracy(masks, quadrant, train) > 0.7                  # power: position is seen
 
 
-def test_motion_reveals_the_class(ucf):
-    """Farneback flow direction of every video is its class's direction (nearest of the 4, median < 10 deg)."""
-    angles = []
-    for p in good_videos(ucf):
-        gray, _ = read_gray_frames(p)
-        angles.append(angle_deg(motion_direction(gray, compute_flow(gray, "farneback")),
-                                synthetic.direction(p.parent.name)))
-    assert len(angles) == CLASSES * PER_CLASS
-    assert max(angles) < 45 and np.median(angles) < 10, np.round(angles, 1)
-
-
 def test_synthetic_cli(tmp_path, capsys):
     assert synthetic.main([str(tmp_path / "s"), "--classes", "2", "--per-class", "2", "--frames", "4",
                            "--size", "16", "--corrupt", "1"]) == 0
@@ -151,14 +141,15 @@ def test_synthetic_cli(tmp_path, capsys):
 
 # =========================================================================================== flow
 def _moving_square(dx: int, dy: int) -> np.ndarray:
-    """Two gray frames: a bright 8x8 square on a smooth texture, moved by (dx, dy) pixels."""
+    """Two gray frames: a bright textured 8x8 square on a smooth texture, moved by (dx, dy) pixels."""
     app = synthetic.random_appearance(np.random.default_rng(0), SIZE)
     bg = app["background"].mean(-1) * 0.5
+    patch = np.random.default_rng(1).uniform(150, 255, (8, 8))     # textured, so the inside has flow too
     frames = []
     for t in range(2):
         f = bg.copy()
         y, x = 12 + t * dy, 12 + t * dx
-        f[y:y + 8, x:x + 8] = 240
+        f[y:y + 8, x:x + 8] = patch
         frames.append(f)
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
@@ -263,6 +254,47 @@ def test_store_completeness_and_errors(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------------- dataset
 @pytest.fixture(scope="module")
+def flow_all(ucf, tmp_path_factory):
+    """TV-L1 flow of the whole synthetic set (16 videos + 2 corrupt), 1 process."""
+    out = tmp_path_factory.mktemp("flow_all")
+    return out, _run(ucf, out)
+
+
+def _run(src, out, workers=1):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        summary = extract_dataset_flow(src, out, workers=workers, progress=False)
+    return summary, [str(x.message) for x in w if "flow extraction failed" in str(x.message)]
+
+
+def test_motion_reveals_the_class(ucf, flow_all):
+    """The TV-L1 flow direction of every video is its class's direction (all within 22.5 deg, so even the
+    nearest of 8 directions would be right). Measured on 128 such videos: worst 19 deg, median ~1 deg."""
+    angles = []
+    for p in good_videos(ucf):
+        gray, _ = read_gray_frames(p)
+        flow = read_flow(flow_all[0] / p.relative_to(ucf).with_suffix(""))
+        angles.append(angle_deg(motion_direction(gray, flow), synthetic.direction(p.parent.name)))
+    assert len(angles) == CLASSES * PER_CLASS
+    assert max(angles) < 22.5 and np.median(angles) < 5, np.round(angles, 1)
+
+
+def test_extraction_skips_bad_videos_with_one_warning_each(ucf, flow_all):
+    out, (summary, warns) = flow_all
+    bad = sorted(str(p) for p in ucf.glob("*/*.mp4") if group_of(p.relative_to(ucf).as_posix()) == CORRUPT_GROUP)
+    n_good = CLASSES * PER_CLASS
+    assert (summary["videos"], summary["done"], summary["skipped"]) == (n_good + CORRUPT, n_good, 0)
+    assert sorted(summary["failed"]) == bad and summary["flow_frames"] == n_good * (FRAMES - 1)
+    assert len(warns) == CORRUPT and all(sum(b in w for w in warns) == 1 for b in bad)
+    dirs = sorted(p.parent for p in out.glob("*/*/meta.json"))
+    assert [d.relative_to(out).as_posix() + ".mp4" for d in dirs] == \
+        [p.relative_to(ucf).as_posix() for p in good_videos(ucf)]
+    for d in dirs:
+        assert read_flow(d).shape == (FRAMES - 1, SIZE, SIZE, 2) and read_meta(d)["algorithm"] == "tvl1"
+    assert not any((out / Path(b).relative_to(ucf).with_suffix("")).exists() for b in bad)  # no partial output
+
+
+@pytest.fixture(scope="module")
 def flow_src(ucf, tmp_path_factory) -> Path:
     """3 good videos of different classes + 1 corrupt one, in UCF layout."""
     src = tmp_path_factory.mktemp("src")
@@ -274,64 +306,42 @@ def flow_src(ucf, tmp_path_factory) -> Path:
     return src
 
 
-def _run(src, out, workers=1):
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        summary = extract_dataset_flow(src, out, workers=workers, progress=False)
-    return summary, [str(x.message) for x in w if "flow extraction failed" in str(x.message)]
-
-
-@pytest.fixture(scope="module")
-def flow_w1(flow_src, tmp_path_factory):
-    out = tmp_path_factory.mktemp("w1")
-    return out, _run(flow_src, out)
-
-
-def test_extraction_skips_bad_video_with_one_warning(flow_src, flow_w1):
-    out, (summary, warns) = flow_w1
-    bad = [str(p) for p in flow_src.glob("*/*.mp4") if group_of(p.relative_to(flow_src).as_posix()) == CORRUPT_GROUP]
-    assert summary["videos"] == 4 and summary["done"] == 3 and summary["skipped"] == 0
-    assert summary["failed"] == bad and summary["flow_frames"] == 3 * (FRAMES - 1)
-    assert len(warns) == 1 and bad[0] in warns[0]
-    dirs = sorted(p.parent for p in out.glob("*/*/meta.json"))
-    assert [d.relative_to(out).as_posix() + ".mp4" for d in dirs] == \
-        sorted(p.relative_to(flow_src).as_posix() for p in flow_src.glob("*/*.mp4") if str(p) not in bad)
-    for d in dirs:
-        assert read_flow(d).shape == (FRAMES - 1, SIZE, SIZE, 2) and read_meta(d)["algorithm"] == "tvl1"
-
-
-def test_extraction_resumes(flow_src, flow_w1, tmp_path):
+def test_extraction_resumes(ucf, flow_all, tmp_path):
     out = tmp_path / "out"
-    shutil.copytree(flow_w1[0], out)
+    shutil.copytree(flow_all[0], out)
     stamp = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*")}  # noqa: E731
     before = stamp()
-    summary, warns = _run(flow_src, out)
-    assert (summary["done"], summary["skipped"], len(summary["failed"]), len(warns)) == (0, 3, 1, 1)
+    summary, warns = _run(ucf, out)
+    n_good = CLASSES * PER_CLASS
+    assert (summary["done"], summary["skipped"], len(summary["failed"]), len(warns)) == (0, n_good, CORRUPT, CORRUPT)
     assert stamp() == before                                              # nothing rewritten
 
-    a, b, c = sorted(p.parent for p in out.glob("*/*/meta.json"))
+    dirs = sorted(p.parent for p in out.glob("*/*/meta.json"))
+    a, b = dirs[0], dirs[5]
     (a / "meta.json").unlink()                                            # meta.json gone -> redone
     (b / "meta.json").unlink()                                            # frames, stale extras, no meta
     (b / "flow_x_00099.png").write_bytes(b"stale")
     (b / "notes.txt").write_text("not ours")
     before = stamp()
-    summary, _ = _run(flow_src, out)
-    assert (summary["done"], summary["skipped"]) == (2, 1)
+    summary, _ = _run(ucf, out)
+    assert (summary["done"], summary["skipped"]) == (2, n_good - 2)
     after = stamp()
-    assert all(after[p] == t for p, t in before.items() if p.parent == c)  # untouched
-    assert after[a / "flow_x_00001.png"] != before[a / "flow_x_00001.png"]
+    assert all(after[p] == t for p, t in before.items() if p.parent not in (a, b))  # others untouched
+    first = next(a.glob("flow_*00001.*"))
+    assert after[first] != before[first]                                  # rewritten
     assert not (b / "flow_x_00099.png").exists() and (b / "notes.txt").exists()
     for d in (a, b):
-        np.testing.assert_array_equal(read_flow(d), read_flow(flow_w1[0] / d.relative_to(out)))
+        np.testing.assert_array_equal(read_flow(d), read_flow(flow_all[0] / d.relative_to(out)))
 
 
-def test_two_workers_equal_one_worker(flow_src, flow_w1, tmp_path):
+def test_two_workers_equal_one_worker(flow_src, flow_all, tmp_path):
     summary, warns = _run(flow_src, tmp_path, workers=2)
-    out1, (summary1, _) = flow_w1
-    assert summary["failed"] == summary1["failed"] and summary["done"] == 3 and len(warns) == 1
-    for meta in out1.glob("*/*/meta.json"):
-        rel = meta.parent.relative_to(out1)
-        np.testing.assert_array_equal(read_flow(tmp_path / rel), read_flow(out1 / rel))
+    assert (summary["done"], len(summary["failed"]), len(warns)) == (3, 1, 1)
+    metas = list(tmp_path.glob("*/*/meta.json"))
+    assert len(metas) == 3
+    for meta in metas:
+        rel = meta.parent.relative_to(tmp_path)
+        np.testing.assert_array_equal(read_flow(tmp_path / rel), read_flow(flow_all[0] / rel))
 
 
 def test_flow_cli(flow_src, tmp_path, capsys):

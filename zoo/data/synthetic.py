@@ -68,10 +68,10 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         rows = grid[i] * (1 - f[..., None]) + grid[i + 1] * f[..., None]            # (size, n+1, 3)
         tex = rows[:, i] * (1 - f.T[..., None]) + rows[:, i + 1] * f.T[..., None]  # (size, size, 3)
     elif kind == 1:  # grating of random orientation and period
-        ang, period = rng.uniform(0, math.pi), rng.uniform(4, 12)
+        ang, period = rng.uniform(0, math.pi), rng.uniform(5, 12)
         y, x = np.mgrid[:size, :size]
         wave = np.sin(2 * math.pi * (x * math.cos(ang) + y * math.sin(ang)) / period)
-        tex = wave[..., None] * rng.uniform(10, 35, 3)
+        tex = wave[..., None] * rng.uniform(8, 25, 3)
     else:  # static pixel noise
         tex = rng.normal(0, rng.uniform(8, 25), (size, size, 3))
     return base + tex
