@@ -192,16 +192,20 @@ _HALF_STEP = {5.0: 5.0 / 255, 20.0: 20.0 / 255}
 @settings(max_examples=30, deadline=None)
 @given(flow=arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.just(2)),
                    elements=st.floats(-30, 30, width=32)),
-       bound=st.sampled_from([5.0, 20.0]), fmt=st.sampled_from(["png", "npz-u8", "npz-f16"]))
+       bound=st.sampled_from([5.0, 20.0]), fmt=st.sampled_from(["png", "npz-u8", "npz-f16", "jpg100"]))
 def test_store_round_trip_error_bound(tmp_path_factory, flow, bound, fmt):
-    """Quantised formats: error <= half a step (bound/255; 0.078 px at bound 20) after clipping;
-    float16: <= half a float16 ulp at |v| <= 32 (0.0078 px)."""
+    """Any flow field: uint8 formats' error <= half a step (bound/255; 0.078 px at bound 20) after
+    clipping; float16 <= half a float16 ulp at |v| <= 32 (0.0078 px); JPEG 100 <= half a step + 3 levels
+    (measured at most 2 levels: over 5500 such random fields, and on real flow, 0.388 px; one level of
+    margin). JPEG 95's loss depends on content (up to 9 levels on random images), so it is checked on
+    real flow below against the benchmark's measured maximum."""
     d = tmp_path_factory.mktemp("rt")
     write_flow(d, flow, algorithm="test", bound=bound, fmt=fmt)
     back = read_flow(d)
     assert back.dtype == np.float32 and back.shape == flow.shape
     err = np.abs(back - np.clip(flow, -bound, bound)).max()
-    assert err <= (2.0 ** -7 if fmt == "npz-f16" else _HALF_STEP[bound] * (1 + 1e-5))
+    limit = {"npz-f16": 2.0 ** -7, "jpg100": 7 * _HALF_STEP[bound]}.get(fmt, _HALF_STEP[bound])
+    assert err <= limit + 1e-5  # + float32 rounding of the de-quantisation
     assert read_meta(d)["num_frames"] == len(flow)
 
 
@@ -211,7 +215,8 @@ def tvl1_flows(ucf) -> list[np.ndarray]:
 
 
 # max abs error (px) over the TV-L1 flow of benchmarks/bench_flow.py (64x64 synthetic and the 224x224 GIF)
-MEASURED_MAX_ERR = {"jpg95": 1.1, "jpg100": 0.4, "png": 20 / 255, "npz-u8": 20 / 255, "npz-f16": 0.008}
+# (measured: jpg95 1.321 / 1.305, jpg100 0.388 / 0.385, float16 0.0020 / 0.0026; uint8 is exactly 20/255)
+MEASURED_MAX_ERR = {"jpg95": 1.33, "jpg100": 0.39, "png": 20 / 255, "npz-u8": 20 / 255, "npz-f16": 0.003}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -225,7 +230,7 @@ def test_store_error_on_real_flow(tvl1_flows, tmp_path, fmt):
 def test_store_completeness_and_errors(tmp_path, monkeypatch):
     flow = np.random.default_rng(0).normal(0, 3, (4, 6, 5, 2)).astype(np.float32)
     d = tmp_path / "v"
-    write_flow(d, flow, algorithm="tvl1", fps=25)
+    write_flow(d, flow, algorithm="tvl1", fps=25, fmt="png")
     assert is_complete(d) and read_meta(d)["fps"] == 25 and read_meta(d)["format"] == "png"
     np.testing.assert_array_equal(read_flow(d, [2, 0]), read_flow(d)[[2, 0]])
     with pytest.raises(IndexError, match="4 flow frames"):
@@ -309,7 +314,7 @@ def flow_src(ucf, tmp_path_factory) -> Path:
 def test_extraction_resumes(ucf, flow_all, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(flow_all[0], out)
-    stamp = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*")}  # noqa: E731
+    stamp = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}  # noqa: E731
     before = stamp()
     summary, warns = _run(ucf, out)
     n_good = CLASSES * PER_CLASS
@@ -320,7 +325,7 @@ def test_extraction_resumes(ucf, flow_all, tmp_path):
     a, b = dirs[0], dirs[5]
     (a / "meta.json").unlink()                                            # meta.json gone -> redone
     (b / "meta.json").unlink()                                            # frames, stale extras, no meta
-    (b / "flow_x_00099.png").write_bytes(b"stale")
+    (b / "flow_x_00099.jpg").write_bytes(b"stale")
     (b / "notes.txt").write_text("not ours")
     before = stamp()
     summary, _ = _run(ucf, out)
@@ -329,7 +334,7 @@ def test_extraction_resumes(ucf, flow_all, tmp_path):
     assert all(after[p] == t for p, t in before.items() if p.parent not in (a, b))  # others untouched
     first = next(a.glob("flow_*00001.*"))
     assert after[first] != before[first]                                  # rewritten
-    assert not (b / "flow_x_00099.png").exists() and (b / "notes.txt").exists()
+    assert not (b / "flow_x_00099.jpg").exists() and (b / "notes.txt").exists()
     for d in (a, b):
         np.testing.assert_array_equal(read_flow(d), read_flow(flow_all[0] / d.relative_to(out)))
 
@@ -354,4 +359,4 @@ def test_flow_cli(flow_src, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 videos: 3 done, 0 already complete, 1 failed" in out
     assert len(list(tmp_path.glob("*/*/flow_x_00001.jpg"))) == 3
-    assert flowmod.DEFAULT_FORMAT == "png"
+    assert flowmod.DEFAULT_FORMAT == "jpg95"

@@ -6,8 +6,10 @@ Flow is computed on grayscale frames between consecutive frames (N frames -> N-1
 :mod:`zoo.data.flow_store` in ``OUT_DIR/<relative path without extension>/``. A video whose folder has
 a ``meta.json`` is skipped; any other folder is cleared and redone. Undecodable videos are reported
 (one warning each), counted and skipped. Work is spread over processes (spawn), each with one OpenCV
-thread: TV-L1 runs slower with 2 OpenCV threads than with 1 on this code (measured 224x224: 0.96 vs
-0.59 s/frame), so processes, not threads, are the way to use more cores.
+thread: OpenCV's TV-L1 ran slower with 2 threads than with 1 on 2 cores (224x224: 0.96 vs 0.59 s/frame
+idle; 2.0 vs 1.8 s/frame in benchmarks/bench_flow.py on a busy machine), so processes, not threads.
+A pool pays a start-up once (each spawned worker imports zoo, hence torch: ~11 s for 2 workers on a
+busy 2-core machine), so 2 workers only pay off on datasets bigger than a few videos.
 """
 from __future__ import annotations
 
@@ -120,9 +122,18 @@ def flow_dir_for(video: Path, src_dir: Path, out_dir: Path) -> Path:
     return Path(out_dir) / Path(video).relative_to(src_dir).with_suffix("")
 
 
+class FlowExtractionError(RuntimeError):
+    """One video failed; the message names the original error."""
+
+
 def _extract_job(video: str, dest: str, kwargs: dict) -> int:
-    # top-level so spawned workers can unpickle it
-    return extract_video_flow(video, dest, **kwargs)
+    # Top-level so spawned workers can unpickle it. Errors are re-raised as a plain exception because
+    # some library errors (PyAV's take extra constructor arguments) may not survive pickling back to
+    # the parent, and a result that fails to unpickle breaks the whole pool.
+    try:
+        return extract_video_flow(video, dest, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise FlowExtractionError(f"{type(e).__name__}: {e}") from None
 
 
 def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str = "tvl1", bound: float = 20,
@@ -137,8 +148,9 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown flow algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    _cv2()  # fail once, up front, not once per video
     if algorithm == "tvl1" and not tvl1_available():
-        raise ImportError(_CONTRIB_HINT)  # fail once, up front, not once per video
+        raise ImportError(_CONTRIB_HINT)
     if fmt not in FORMATS:
         raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir, out_dir = Path(src_dir), Path(out_dir)
@@ -161,8 +173,8 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
             frames += fn()
             done += 1
         except Exception as e:  # noqa: BLE001 -- one bad video must not stop a dataset
-            warnings.warn(f"flow extraction failed for {video}: {type(e).__name__}: {e}", RuntimeWarning,
-                          stacklevel=3)
+            why = str(e) if isinstance(e, FlowExtractionError) else f"{type(e).__name__}: {e}"
+            warnings.warn(f"flow extraction failed for {video}: {why}", RuntimeWarning, stacklevel=3)
             failed.append(str(video))
 
     with tqdm(total=len(todo), desc="flow", unit="video", disable=not progress or not todo) as bar:
@@ -171,13 +183,16 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
                 record(v, lambda: _extract_job(str(v), str(dest), kwargs))  # noqa: B023 (called at once)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn"))
+            try:
                 futures = {pool.submit(_extract_job, str(v), str(dest), kwargs): v for v, dest in todo}
                 for fut in as_completed(futures):
                     record(futures[fut], fut.result)
                     bar.update()
+            finally:  # on Ctrl-C do not run the queued videos first (a plain `with` would wait for them)
+                pool.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - start
-    return {"videos": len(videos), "done": done, "skipped": skipped, "failed": failed, "flow_frames": frames,
+    return {"videos": len(videos), "done": done, "skipped": skipped, "failed": sorted(failed), "flow_frames": frames,
             "seconds": round(seconds, 3), "flow_frames_per_s": round(frames / seconds, 2) if seconds else 0.0}
 
 

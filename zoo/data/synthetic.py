@@ -97,7 +97,7 @@ def render_moving_shape(direction_name: str, frames: int = 32, size: int = 64,
     app = appearance if appearance is not None else random_appearance(rng, size)
     start = rng.uniform(0, size, 2)                       # uniform start + wrapping => uniform position
     speed = rng.uniform(0.03, 0.08) * size                 # pixels / frame
-    radius = rng.uniform(0.12, 0.22) * size                # circumradius; < size/4 so wrapping is exact
+    radius = rng.uniform(0.12, 0.22) * size                # circumradius << size/2: torus distance exact
     theta = rng.uniform(0, 2 * math.pi)                    # orientation, independent of the motion
     noise = rng.uniform(0, 4)                              # temporal sensor noise
 
