@@ -65,11 +65,15 @@ def frame_batch_multipliers(net: nn.Module, layers, shape) -> dict[str, float]:
     was_training = net.training
     try:
         net.eval()
-        try:  # a small frame first (cheap); models with a fixed input size need their own
-            net(torch.zeros(2, shape[0], 64, 64, **kw))
-        except Exception:
+        for size in ((64, 64), tuple(shape[1:])):  # a small frame first (cheap); fixed-size models need theirs
+            try:
+                seen.clear()
+                net(torch.zeros(2, shape[0], *size, **kw))
+                break
+            except Exception:
+                continue
+        else:  # the model would not run on either: inflate without the probe's information
             seen.clear()
-            net(torch.zeros(2, *shape, **kw))
     finally:
         net.train(was_training)
         for h in hooks:
