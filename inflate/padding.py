@@ -55,10 +55,16 @@ def pad_time(x: torch.Tensor, front: int, back: int, mode: str, dim: int = 2) ->
         if back:
             shape[dim] = back
             parts.append(x.new_zeros(shape))
-        return torch.cat(parts, dim)
+        y = torch.cat(parts, dim)
+        if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            y = y.contiguous(memory_format=torch.channels_last_3d)
+        return y
     else:
         raise ValueError(f"unknown temporal padding mode {mode!r}; choose one of {TIME_PADDING_MODES}")
-    return x.index_select(dim, index)
+    y = x.index_select(dim, index)
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        y = y.contiguous(memory_format=torch.channels_last_3d)  # keep channels-last (index_select drops it)
+    return y
 
 
 def spatial_same_pad(x: torch.Tensor, kernel, stride, dilation, value: float = 0.0) -> torch.Tensor:
