@@ -287,6 +287,27 @@ def run_one(task: dict) -> dict:
     return rec
 
 
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _release_memory() -> int:
+    """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise); return the RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return _rss_bytes()
+
+
 def worker_main(conn, threads: int) -> None:
     import torch
     torch.set_num_threads(threads)
@@ -297,7 +318,9 @@ def worker_main(conn, threads: int) -> None:
         if task is None:
             return
         conn.send(("started", task["name"]))
-        conn.send(("done", run_one(task)))
+        rec = run_one(task)
+        rec["worker_rss_gb"] = round(_release_memory() / 2**30, 2)
+        conn.send(("done", rec))
 
 
 class Worker:
@@ -391,6 +414,8 @@ def main(argv=None) -> int:
                          "torchvision model names")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model (default 240)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the worker")
+    ap.add_argument("--max-worker-gb", type=float, default=4.0,
+                    help="restart the worker when it still holds more than this after a model (default 4)")
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     ap.add_argument("--no-merge", action="store_true",
                     help="with --limit/--only/--families, overwrite the results instead of merging the rerun "
@@ -464,6 +489,8 @@ def main(argv=None) -> int:
                 elif time.time() - sent > args.timeout:
                     rec = dict(task, status="timeout", error=f"over {args.timeout:.0f} s")
                     worker.restart()
+            if (rec.get("worker_rss_gb") or 0) > args.max_worker_gb:
+                worker.restart()  # big models leave the heap grown; a fresh worker keeps the sweep from OOM
             for k in ("size", "kwargs", "err64", "err32", "inflate_ms", "params_2d", "params_3d", "inflated_conv",
                       "inflated_pool", "error", "where", "seconds"):
                 rec.setdefault(k, None)

@@ -133,8 +133,10 @@ class Mixed(nn.Module):
         # fused inference: the three 1x1 convs that read x run as one conv, then split
         b0, b1, _ = self.split
         y = self.merged_1x1(x)
-        return torch.cat([y[:, :b0], self.Branch_1.Conv3d_0b_3x3(y[:, b0:b0 + b1]),
-                          getattr(self.Branch_2, self.conv_2b)(y[:, b0 + b1:]), self.Branch_3(x)], dim=1)
+        parts = [y[:, :b0], self.Branch_1.Conv3d_0b_3x3(y[:, b0:b0 + b1]),
+                 getattr(self.Branch_2, self.conv_2b)(y[:, b0 + b1:]), self.Branch_3(x)]
+        fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
+        return torch.cat([p.contiguous(memory_format=fmt) for p in parts], dim=1)  # one layout: cat's fast path
 
     def merge_1x1(self) -> None:
         """Merge the 1x1 convs of branches 0, 1 and 2 (BatchNorm already folded) into one conv."""
