@@ -388,7 +388,7 @@ def markdown(records: list[dict], summary: str, meta: dict) -> str:
             lines.append(f"- **{r['name']}** ({r['family']}): {r['status']}: {detail}{where}")
     kept = [r for r in records if r["kept_per_frame"]]
     if kept:
-        lines += ["", "## Convs kept per-frame (custom forward)", ""]
+        lines += ["", "## Layers kept per-frame (custom forward, or a batch other than the frames')", ""]
         for r in kept:
             lines.append(f"- {r['name']}: {len(r['kept_per_frame'])}: {', '.join(r['kept_per_frame'][:4])}"
                          + (" ..." if len(r["kept_per_frame"]) > 4 else ""))
@@ -413,7 +413,9 @@ def main(argv=None) -> int:
                     help="comma-separated timm families (module names, e.g. resnet,vision_transformer) and/or "
                          "torchvision model names")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model (default 240)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads in the worker")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads in the worker (default 1: on a loaded 2-core machine, 2 OpenMP threads "
+                         "were seen to slow small models 100x)")
     ap.add_argument("--max-worker-gb", type=float, default=4.0,
                     help="restart the worker when it still holds more than this after a model (default 4)")
     ap.add_argument("--out", default=str(RESULTS), help="results folder")

@@ -45,6 +45,9 @@ def input_shape(model: nn.Module, source: dict | None) -> tuple[int, int, int] |
     size = (source or {}).get("input_size") or (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
     if not size:
         return None
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)  # a ViT built at another size
+    if isinstance(built, (tuple, list)) and len(built) == 2 and all(isinstance(v, int) for v in built):
+        size = (size[0], *built)
     return (getattr(model, "in_chans", None) or size[0], *size[1:])  # timm keeps the cfg's C when in_chans differs
 
 
@@ -74,6 +77,10 @@ def frame_batch_multipliers(net: nn.Module, layers, shape) -> dict[str, float]:
                 continue
         else:  # the model would not run on either: inflate without the probe's information
             seen.clear()
+            warnings.warn(f"inflate: could not run {type(net).__name__} on 2x{shape[0]}x64x64 or 2x{'x'.join(map(str, shape))} "
+                          "to check which layers see the frames' batch; every matched layer is inflated. If some conv "
+                          "runs on a reshaped batch (attention pooling over B*heads), exclude it in the policy.",
+                          stacklevel=3)
     finally:
         net.train(was_training)
         for h in hooks:
