@@ -7,7 +7,6 @@ model is filled, and shapes must agree; optimizer slots (``/Momentum``) are the 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from safetensors.torch import save_file
 
 from inflate.atomic import atomic_path
 from zoo.i3d import InceptionI3d
+from zoo.weights import sha256_of
 
 from .deepmind_names import is_ignored, split_scope, tf_to_torch, tf_to_torch_array
 from .tf_bundle import BundleReader, CheckpointError, resolve_prefix
@@ -64,14 +64,6 @@ def detect_variant(names, shapes: dict, path: Path) -> str:
         f"{path}: the names say {modality.upper()} with {classes} classes, but whether it was bootstrapped from "
         "ImageNet is not stored in the checkpoint and the path does not say. Pass "
         f"variant='{modality}_imagenet' or '{modality}_scratch' (--variant on the command line).")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_deepmind_state_dict(src, variant: str | None = None) -> tuple[dict, str, dict, int]:
@@ -123,7 +115,7 @@ def convert_deepmind(src, out, *, variant: str | None = None) -> Conversion:
     """Convert one released checkpoint (folder, prefix or ``.index``) to a safetensors file, atomically."""
     state, variant, files, skipped = load_deepmind_state_dict(src, variant)
     modality, in_channels, classes, labels, init = VARIANTS[variant]
-    sha = {name: file_sha256(path) for name, path in sorted(files.items())}
+    sha = {name: sha256_of(path) for name, path in sorted(files.items())}
     config = InceptionI3d(num_classes=classes, in_channels=in_channels).config
     metadata = {
         "format": "pt",

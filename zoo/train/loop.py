@@ -77,14 +77,17 @@ class Batch:
     skipped: int
 
 
-def to_batch(raw, modality: str) -> Batch | None:
-    if raw is None:
-        return None
+def to_batch(raw, modality: str, cfg: TrainConfig, device: torch.device) -> Batch:
+    """A collated batch as tensors on ``device`` (channels-last when configured); ``x`` is empty when every
+    sample of the batch was a corrupt video."""
     skipped = len(raw.get("skipped", ())) if isinstance(raw, dict) else 0
     if modality not in raw or len(raw["label"]) == 0:
         return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0), [], skipped)
-    return Batch(raw[modality], torch.as_tensor(raw["label"]).long(), torch.as_tensor(raw.get("index", [])),
-                 list(raw.get("path", [])), skipped)
+    x = raw[modality].to(device, non_blocking=True)
+    if cfg.channels_last and x.dim() == 5:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    return Batch(x, torch.as_tensor(raw["label"]).long().to(device, non_blocking=True),
+                 torch.as_tensor(raw.get("index", [])), list(raw.get("path", [])), skipped)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -116,18 +119,13 @@ def evaluate(model, loader, cfg: TrainConfig, world: World, class_names=None) ->
     model.eval()
     rows, loss_sum, n, skipped = [], 0.0, 0, 0
     for raw in loader:
-        batch = to_batch(raw, cfg.data.modality)
-        if batch is None:
-            continue
+        batch = to_batch(raw, cfg.data.modality, cfg, world.device)
         skipped += batch.skipped
         if len(batch.y) == 0:
             continue
-        x = batch.x.to(world.device, non_blocking=True)
-        if cfg.channels_last and x.dim() == 5:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
         with _autocast(cfg, world.device):
-            logits = _forward_views(model, x)
-        loss_sum += F.cross_entropy(logits, batch.y.to(world.device), reduction="sum").item()
+            logits = _forward_views(model, batch.x)
+        loss_sum += F.cross_entropy(logits, batch.y, reduction="sum").item()
         n += len(batch.y)
         for i in range(len(batch.y)):
             rows.append((int(batch.index[i]) if len(batch.index) else len(rows), batch.paths[i] if batch.paths else "",
@@ -217,16 +215,11 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
             progress = _progress(loader, world, cfg, epoch)
             optimizer.zero_grad(set_to_none=True)
             for i, raw in enumerate(progress, start=first):
-                batch = to_batch(raw, cfg.data.modality)
-                if batch is None:
-                    continue
+                batch = to_batch(raw, cfg.data.modality, cfg, world.device)
                 skipped += batch.skipped
                 if len(batch.y) == 0:
                     continue
-                x = batch.x.to(world.device, non_blocking=True)
-                y = batch.y.to(world.device, non_blocking=True)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last_3d)
+                x, y = batch.x, batch.y
                 with _autocast(cfg, world.device):
                     logits = net(x).float()
                 loss = F.cross_entropy(logits, y)
