@@ -121,3 +121,15 @@ def test_two_process_gloo_ddp_matches_one_process(shapes, tmp_path):
 def test_bad_config_is_named(tmp_path):
     proc = run_cli("train", f"out={tmp_path}", "optim.lrr=0.1")
     assert proc.returncode == 2 and "unknown key(s) ['lrr'] in [optim]" in proc.stderr
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(shapes, tmp_path):
+    out = tmp_path / "nan"
+    args = [a for a in TINY if not a.startswith("optim.lr")]
+    proc = run_cli("train", "--no-val", f"out={out}", f"data.root={shapes}", "epochs=1", "checkpoint_every=1",
+                   "optim.lr=1e30", "optim.momentum=0.0", *args)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "loss became" in proc.stderr and "last good checkpoint" in proc.stderr and "--resume" in proc.stderr
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["global_step"] >= 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

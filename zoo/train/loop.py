@@ -199,6 +199,9 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
     config_dict = cfg.to_dict()
 
     def checkpoint(epoch, step_in_epoch, metrics, name=LAST):
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
+            raise TrainingDiverged(f"the weights became non-finite at epoch {epoch + 1}; stopped without "
+                                   f"overwriting {out / LAST}. Lower optim.lr or use precision=fp32.")
         if world.is_main:
             save_checkpoint(out / name, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                             epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
