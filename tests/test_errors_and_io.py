@@ -104,8 +104,10 @@ def test_load_rejects_foreign_and_corrupt_files(tmp_path):
 
 
 def test_pretrained_offline_fails_with_advice(monkeypatch, tmp_path):
+    from huggingface_hub import constants
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the client read the variable at import
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match="could not download the pretrained weights"):
         inflate.from_timm("resnet18", pretrained=True)
 

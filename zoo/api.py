@@ -16,8 +16,16 @@ def info(name: str) -> ModelEntry:
     return get_entry(name)
 
 
-def build(entry: ModelEntry) -> nn.Module:
-    """The architecture of ``entry`` with fresh random weights."""
+def build(entry: ModelEntry, pretrained_2d: bool = False) -> nn.Module:
+    """The architecture of ``entry`` with fresh random weights (inflated entries: with their 2D ImageNet
+    weights bootstrapped when ``pretrained_2d``)."""
+    if entry.arch == "inflated":
+        import inflate
+        src, policy = entry.config["source"], entry.config["policy"]
+        if src["kind"] == "timm":
+            return inflate.from_timm(src["name"], policy=policy, pretrained=pretrained_2d, **src["kwargs"])
+        return inflate.from_torchvision(src["name"], policy=policy, weights="DEFAULT" if pretrained_2d else None,
+                                        **src["kwargs"])
     if entry.arch == "inception_i3d":
         return InceptionI3d(**entry.config)
     if entry.arch == "two_stream_i3d":
@@ -41,7 +49,8 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
         from .hub import load_from_hub
         return load_from_hub(name[len("hf-hub:"):], cache_dir=cache_dir, force_download=force_download)
     entry = get_entry(name)
-    model = build(entry)
+    from_2d = entry.arch == "inflated" and weights is None and entry.hf_repo is None  # bootstrap, no video weights
+    model = build(entry, pretrained_2d=pretrained and from_2d)
     model.zoo_entry = entry
     if not pretrained:
         return model
@@ -53,6 +62,8 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
             sub = load(component, weights=files.get(stream), cache_dir=cache_dir, force_download=force_download)
             setattr(model, stream, sub)
         return model.eval()
+    if from_2d:
+        return model.eval()  # bootstrapped from the 2D weights
     path = Path(weights) if weights is not None else resolve(entry, cache_dir=cache_dir, force_download=force_download)
     load_into(model, path, expect_variant=entry.variant)
     return model.eval()

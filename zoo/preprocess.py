@@ -58,15 +58,20 @@ class RGBPreprocess:
     fps: float = 25.0
     short_side: int = 256
     crop: int = 224
+    mean: tuple | None = None  # ImageNet-style normalisation instead of [-1, 1] (inflated timm models)
+    std: tuple | None = None
 
     def __call__(self, frames: torch.Tensor, fps: float | None = None) -> torch.Tensor:
-        """uint8 (0..255) or float (0..1) frames -> ``(3, T, crop, crop)`` in [-1, 1]."""
+        """uint8 (0..255) or float (0..1) frames -> ``(3, T, crop, crop)`` in [-1, 1] (or normalised by
+        ``mean``/``std`` when they are set)."""
         x = _to_cthw(frames, 3)
         if fps is not None and abs(fps - self.fps) > 1e-3:
             x = x[:, resample_indices(x.shape[1], fps, self.fps)]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        x = center_crop(resize_short_side(x, self.short_side), self.crop)
-        return (x * 2.0 - 1.0).clamp_(-1.0, 1.0)
+        x = center_crop(resize_short_side(x, self.short_side), self.crop).clamp_(0.0, 1.0)
+        if self.mean is not None:
+            return (x - torch.tensor(self.mean).view(3, 1, 1, 1)) / torch.tensor(self.std).view(3, 1, 1, 1)
+        return x * 2.0 - 1.0
 
     def to_dict(self) -> dict:
         return {"kind": "rgb", **asdict(self)}
@@ -97,7 +102,7 @@ def preprocess_from_dict(d: dict):
     kind = d.get("kind")
     kwargs = {k: v for k, v in d.items() if k != "kind"}
     if kind == "rgb":
-        return RGBPreprocess(**kwargs)
+        return RGBPreprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
     if kind == "flow":
         return FlowPreprocess(**kwargs)
     raise ValueError(f"unknown preprocessing {d!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass, field
 
-from .labels import label_names
+from .labels import LABEL_SETS, label_names
 from .preprocess import FlowPreprocess, RGBPreprocess, preprocess_from_dict
 
 I3D_CITATION = """@inproceedings{carreira2017quo,
@@ -46,7 +46,7 @@ class ModelEntry:
 
     @property
     def label_names(self) -> tuple[str, ...]:
-        return label_names(self.labels)
+        return label_names(self.labels) if self.labels in LABEL_SETS else ()
 
     @property
     def transform(self):
@@ -116,3 +116,26 @@ register(ModelEntry(
     license=DEEPMIND_LICENSE, citation=I3D_CITATION, reported={"kinetics400_top1": 74.2},
     components=("i3d_inception_k400_rgb_imagenet", "i3d_inception_k400_flow_imagenet"),
     description="Two-stream I3D (ImageNet-inflated): RGB logits + flow logits"))
+
+
+IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def _inflated(name, kind, model, policy, description, citation=I3D_CITATION):
+    return register(ModelEntry(
+        name=name, arch="inflated",
+        config={"source": {"kind": kind, "name": model, "kwargs": {}}, "policy": policy, "num_classes": 1000,
+                "in_channels": 3},
+        modality="rgb", labels="imagenet-1k", preprocessing=RGBPreprocess(**IMAGENET).to_dict(),
+        source=f"{kind} {model} ImageNet-1k weights, inflated with policy {policy!r} (mean init)",
+        license="see the 2D weights' license", citation=citation, description=description))
+
+
+# Inflated 2D networks: no video training; pretrained=True bootstraps from the 2D ImageNet weights
+# (downloaded by timm/torchvision), so that the boring-video law gives ImageNet accuracy on still clips.
+_inflated("i3d_resnet50_3x1x1_inflated", "timm", "resnet50", "i3d_3x1x1",
+          "ResNet-50 inflated with MMAction2's I3D-R50 3x1x1 recipe, ready to fine-tune on video")
+_inflated("slow_resnet50_inflated", "timm", "resnet50", "slow",
+          "ResNet-50 inflated as SlowFast's Slow pathway (temporal kernels in res4/res5)")
+_inflated("i3d_googlenet_inflated", "torchvision", "googlenet", "i3d",
+          "torchvision GoogLeNet (Inception-v1) inflated with the I3D paper's kernels, strides and pools")
