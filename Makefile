@@ -24,6 +24,8 @@ test: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_inflate.py
 	$(BIN)/python benchmarks/bench_i3d.py
+	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_flow.py
 
 sweep: venv
 	$(BIN)/python benchmarks/sweep.py
