@@ -110,7 +110,7 @@ class Rule:
             text += f"/{self.stride}"
         if self.dilation != 1:
             text += f"/{self.dilation}"
-        return text
+        return text + (" (1x1 convs stay per-frame)" if self.skip_pointwise else "")
 
 
 @dataclass(frozen=True)

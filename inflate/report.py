@@ -82,7 +82,7 @@ class InflationReport:
         lines += [
             f"parameters       2D {self.params_2d / 1e6:.2f} M -> 3D {self.params_3d / 1e6:.2f} M "
             f"(x{self.params_3d / max(self.params_2d, 1):.2f})",
-            f"GFLOPs           {self.gflops_clip:.2f} per clip of {self.frames}x{self.size[0]}x{self.size[1]} "
+            f"GFLOPs           {self.gflops_clip:.2f} (2 x MACs) per clip of {self.frames}x{self.size[0]}x{self.size[1]} "
             f"(2D: {self.gflops_2d_per_frame:.2f} per frame, x{self.gflops_clip / max(self.gflops_2d_per_frame * self.frames, 1e-12):.2f} of {self.frames} frames)",
             f"inflation time   {self.seconds_inflate * 1000:.0f} ms",
             f"boring video     max relative error {self.max_rel_error:.2e} "
