@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
+
+from .data.transforms import crop, resize
 
 
 def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
@@ -33,24 +34,22 @@ def _to_cthw(frames: torch.Tensor, channels: int) -> torch.Tensor:
     return frames
 
 
-def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``(C, T, H, W)`` so that min(H, W) == size (bilinear, antialiased), keeping the aspect ratio."""
-    c, t, h, w = x.shape
+def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(H', W')`` with ``min(H', W') == size`` and the aspect ratio kept."""
     scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    if (nh, nw) == (h, w):
-        return x
-    y = F.interpolate(x.transpose(0, 1).float(), size=(nh, nw), mode="bilinear", align_corners=False,
-                      antialias=True)
-    return y.transpose(0, 1)
+    return max(size, round(h * scale)), max(size, round(w * scale))
+
+
+def resize_short_side(x: torch.Tensor, size: int, kind: str = "rgb") -> torch.Tensor:
+    """Resize ``(C, T, H, W)`` so that min(H, W) == size (bilinear, antialiased); flow vectors scale along."""
+    return resize(x, short_side_size(*x.shape[-2:], size), kind)
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if h < size or w < size:
         raise ValueError(f"cannot centre-crop {size}x{size} from frames of {h}x{w}; resize first")
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return crop(x, ((h - size) // 2, (w - size) // 2, size, size))
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,8 @@ class RGBPreprocess:
         x = _to_cthw(frames, 3)
         if fps is not None and abs(fps - self.fps) > 1e-3:
             x = x[:, resample_indices(x.shape[1], fps, self.fps)]
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        x = center_crop(resize_short_side(x, self.short_side), self.crop).clamp_(0.0, 1.0)
+        x = center_crop(resize_short_side(x, self.short_side), self.crop)
+        x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).clamp_(0.0, 1.0)
         if self.mean is not None:
             return (x - torch.tensor(self.mean).view(3, 1, 1, 1)) / torch.tensor(self.std).view(3, 1, 1, 1)
         return x * 2.0 - 1.0
@@ -87,11 +86,7 @@ class FlowPreprocess:
         """Flow in pixels ``(T, H, W, 2)`` or ``(2, T, H, W)`` -> ``(2, T, crop, crop)`` in [-1, 1].
 
         Resizing scales the flow vectors with the frame, so displacements stay in the new pixels."""
-        x = _to_cthw(flow, 2).float()
-        h = x.shape[-2]
-        y = resize_short_side(x, self.short_side)
-        y = y * (y.shape[-2] / h)
-        y = center_crop(y, self.crop)
+        y = center_crop(resize_short_side(_to_cthw(flow, 2).float(), self.short_side, kind="flow"), self.crop)
         return y.clamp(-self.bound, self.bound) / self.bound
 
     def to_dict(self) -> dict:
