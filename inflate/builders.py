@@ -49,25 +49,32 @@ def create_torchvision(name: str, *, weights=None, **kwargs) -> nn.Module:
                            + OFFLINE_HINT) from e
 
 
+def timm_source(name: str, model: nn.Module, kwargs: dict) -> dict:
+    """How to rebuild a timm model, and the input size it takes (for the inflation probe)."""
+    return {"kind": "timm", "name": name, "kwargs": _jsonable(kwargs),
+            "input_size": [getattr(model, "in_chans", 3), *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:]]}
+
+
+def torchvision_source(name: str, kwargs: dict) -> dict:
+    size = 299 if name == "inception_v3" else 224
+    return {"kind": "torchvision", "name": name, "kwargs": _jsonable(kwargs), "input_size": [3, size, size]}
+
+
 def from_timm(name: str, *, time_kernel: int = 3, pretrained: bool = False, policy=None, init: str = "mean",
               time_padding: str = "replicate", causal: bool = False, **timm_kwargs) -> VideoModel:
     """``timm.create_model(name, pretrained, **timm_kwargs)``, inflated. The model's config records how to
     rebuild it, so :func:`inflate.load` needs only the saved file."""
     model = create_timm(name, pretrained=pretrained, **timm_kwargs)
-    source = {"kind": "timm", "name": name, "kwargs": _jsonable(timm_kwargs),
-              "input_size": [getattr(model, "in_chans", 3), *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:]]}
     return inflate(model, time_kernel=time_kernel, policy=policy, init=init, time_padding=time_padding,
-                   causal=causal, source=source)
+                   causal=causal, source=timm_source(name, model, timm_kwargs))
 
 
 def from_torchvision(name: str, *, time_kernel: int = 3, weights=None, policy=None, init: str = "mean",
                      time_padding: str = "replicate", causal: bool = False, **kwargs) -> VideoModel:
     """``torchvision.models.get_model(name, weights=weights, **kwargs)``, inflated."""
     model = create_torchvision(name, weights=weights, **kwargs)
-    size = 299 if name == "inception_v3" else 224
-    source = {"kind": "torchvision", "name": name, "kwargs": _jsonable(kwargs), "input_size": [3, size, size]}
     return inflate(model, time_kernel=time_kernel, policy=policy, init=init, time_padding=time_padding,
-                   causal=causal, source=source)
+                   causal=causal, source=torchvision_source(name, kwargs))
 
 
 def _jsonable(kwargs: dict) -> dict:

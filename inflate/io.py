@@ -41,14 +41,18 @@ def read_config(path) -> dict:
     return json.loads(meta[CONFIG_KEY])
 
 
+def rebuild(config: dict) -> VideoModel:
+    """The video model a config describes (``VideoModel.config``), with fresh weights."""
+    base = build_2d(config["source"])
+    if config.get("num_classes") is not None and hasattr(base, "reset_classifier") \
+            and getattr(base, "num_classes", None) != config["num_classes"]:
+        base.reset_classifier(config["num_classes"])
+    return inflate(base, policy=config["policy"], init=config["init"], time_padding=config["time_padding"],
+                   causal=config["causal"], source=config["source"])
+
+
 def load(path, map_location="cpu") -> VideoModel:
     """Rebuild the video model recorded in ``path`` and load its weights (strict)."""
-    config = read_config(path)
-    base = build_2d(config["source"])
-    if config.get("num_classes") is not None and getattr(base, "num_classes", None) != config["num_classes"]:
-        if hasattr(base, "reset_classifier"):
-            base.reset_classifier(config["num_classes"])
-    model = inflate(base, policy=config["policy"], init=config["init"], time_padding=config["time_padding"],
-                    causal=config["causal"], source=config["source"])
-    missing, unexpected = load_model(model, str(path), strict=True, device=str(torch.device(map_location)))
+    model = rebuild(read_config(path))
+    load_model(model, str(path), strict=True, device=str(torch.device(map_location)))
     return model.eval()

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .policy import Policy
 from .video_model import VideoModel
 
 
@@ -99,13 +100,9 @@ def build_report(name: str, model_2d: nn.Module, model_3d: VideoModel, *, frames
     flops_2d = count_flops(model_2d, torch.zeros(1, c, *size))
     cfg = model_3d.config
     return InflationReport(
-        model=name, policy=cfg["policy"]["name"] + f" ({'; '.join(_rule_text(r) for r in cfg['policy']['rules'])})",
+        model=name, policy=f"{cfg['policy']['name']} ({Policy.from_dict(cfg['policy']).to_text()})",
         init=cfg["init"], frames=frames, size=tuple(size), inflated=cfg["inflated"],
         inflated_by_type=cfg["inflated_by_type"], kept_per_frame=cfg["kept_per_frame"],
         params_2d=count_params(model_2d), params_3d=count_params(model_3d), gflops_clip=flops_3d / 1e9,
         gflops_2d_per_frame=flops_2d / 1e9, max_rel_error=err, seconds_inflate=seconds)
 
-
-def _rule_text(rule: dict) -> str:
-    from .policy import Rule
-    return Rule(**rule).to_text()

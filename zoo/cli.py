@@ -18,17 +18,16 @@ def cmd_inflate(args) -> int:
     import torch
 
     import inflate
-    from inflate.builders import create_timm, create_torchvision
+    from inflate.builders import create_timm, create_torchvision, timm_source, torchvision_source
 
     kind, name = _parse_model(args.model)
     if kind == "timm":
         model_2d = create_timm(name, pretrained=args.pretrained)
-        size = args.size or model_2d.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
-        source = {"kind": "timm", "name": name, "kwargs": {}}
+        source = timm_source(name, model_2d, {})
     else:
         model_2d = create_torchvision(name, weights="DEFAULT" if args.pretrained else None)
-        size = args.size or (299 if name == "inception_v3" else 224)
-        source = {"kind": "torchvision", "name": name, "kwargs": {}}
+        source = torchvision_source(name, {})
+    size = args.size or source["input_size"][-1]
     model_2d.eval()
     start = time.perf_counter()
     video = inflate.inflate(model_2d, time_kernel=args.time_kernel, policy=args.policy, init=args.init,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch.nn as nn
 from safetensors.torch import load_model, save_model
 
-import inflate
+import inflate.io
 from inflate.video_model import VideoModel
 
 from .i3d import InceptionI3d
@@ -58,12 +58,7 @@ def build_from_spec(spec: dict) -> nn.Module:
     if arch == "two_stream_i3d":
         return TwoStreamI3D(InceptionI3d(**config["rgb"]), InceptionI3d(**config["flow"]), config["fusion_weights"])
     if arch == "inflated":
-        base = inflate.builders.build_2d(config["source"])
-        if config.get("num_classes") is not None and hasattr(base, "reset_classifier") \
-                and getattr(base, "num_classes", None) != config["num_classes"]:
-            base.reset_classifier(config["num_classes"])
-        return inflate.inflate(base, policy=config["policy"], init=config["init"],
-                               time_padding=config["time_padding"], causal=config["causal"], source=config["source"])
+        return inflate.io.rebuild(config)
     raise WeightsError(f"config.json names an unknown architecture {arch!r}")
 
 

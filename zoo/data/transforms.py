@@ -152,29 +152,32 @@ class Resize(PairedTransform):
 
 
 class _Crop(PairedTransform):
+    what = "crop"
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def frame_size(self, sample) -> tuple[int, int]:
+        h, w = _frame_size(sample)
+        if h < self.size or w < self.size:
+            raise ValueError(f"cannot {self.what} {self.size}x{self.size} from frames of {h}x{w}; resize first")
+        return h, w
+
     def apply(self, x, box, kind):
         return crop(x, box)
 
 
 class RandomCrop(_Crop):
-    def __init__(self, size: int):
-        self.size = size
-
     def draw(self, sample, generator):
-        h, w = _frame_size(sample)
-        if h < self.size or w < self.size:
-            raise ValueError(f"cannot crop {self.size}x{self.size} from frames of {h}x{w}; resize first")
+        h, w = self.frame_size(sample)
         return _randint(0, h - self.size, generator), _randint(0, w - self.size, generator), self.size, self.size
 
 
 class CenterCrop(_Crop):
-    def __init__(self, size: int):
-        self.size = size
+    what = "centre-crop"
 
     def draw(self, sample, generator):
-        h, w = _frame_size(sample)
-        if h < self.size or w < self.size:
-            raise ValueError(f"cannot centre-crop {self.size}x{self.size} from frames of {h}x{w}; resize first")
+        h, w = self.frame_size(sample)
         return (h - self.size) // 2, (w - self.size) // 2, self.size, self.size
 
 
