@@ -41,7 +41,7 @@ class DataConfig:
     flip: bool = True  # random horizontal flips (negating flow x); off when left/right is the label
     multiscale: bool = True  # MultiScaleCrop (TSN) instead of a plain random crop
     batch_size: int = 8
-    workers: int = 2
+    workers: int | None = None  # loader processes per rank; None: this node's free cores / its ranks (max 16)
 
 
 @dataclass
@@ -69,6 +69,7 @@ class TrainConfig:
     channels_last: bool = False
     accumulate: int = 1
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0: once per epoch)
+    log_every: int = 20  # host sync every N micro-batches: non-finite loss check, progress bar (and epoch end)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto, cpu, cuda
