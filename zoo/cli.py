@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from zoo.train.cli import add_parsers as add_train_parsers
     add_train_parsers(sub)
+    from zoo.fvd_command import add_fvd_parser
+    add_fvd_parser(sub)
+    from zoo.features_command import add_features_parser
+    add_features_parser(sub)
     try:
         from zoo.data.flow import add_flow_parser
         add_flow_parser(sub)

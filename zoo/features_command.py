@@ -1,0 +1,3 @@
+"""placeholder"""
+def add_features_parser(sub):
+    pass

@@ -1,0 +1,118 @@
+"""How inference commands (predict, features, fvd, evaluate) run a model: the fused fast path by default.
+
+    >>> runner = InferenceModel(zoo.load("i3d_inception_k400_rgb"), device="cuda")   # fused, bf16 on CUDA
+    >>> print(runner.describe()); logits = runner(x)                                  # x (B, C, T, H, W)
+
+Fused (:meth:`zoo.i3d.InceptionI3d.fused`): BatchNorm folded into the convs, each Mixed block's three 1x1
+convs merged into one, ``channels_last_3d`` memory. It is the same function as the eager model up to float
+rounding (the FVD parity test holds it to the TensorFlow reference). ``precision``: ``"fp32"``, ``"bf16"``
+or ``"auto"`` (bf16 on CUDA, fp32 elsewhere). ``exact=True`` runs the unfused model in fp32 (no TF32),
+op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
+they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device=None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device} asked, but torch finds no CUDA GPU here; use --device cpu")
+    return device
+
+
+def resolve_precision(precision: str | None, device: torch.device, exact: bool = False) -> str:
+    precision = (precision or "auto").lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if exact:
+        if precision == "bf16":
+            raise ValueError("--exact runs the unfused model in fp32; it cannot be combined with --precision bf16")
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def _fuse(model: nn.Module, dtype) -> tuple[nn.Module, bool]:
+    """The fused copy of ``model`` (I3D, or each stream of a two-stream I3D), and whether it was fused."""
+    if hasattr(model, "fused"):
+        return model.fused(dtype=dtype), True
+    if hasattr(model, "rgb") and hasattr(model, "flow") and hasattr(model.rgb, "fused"):
+        import copy
+        fused = copy.copy(model)
+        fused._modules = dict(model._modules)
+        fused.rgb, fused.flow = model.rgb.fused(dtype=dtype), model.flow.fused(dtype=dtype)
+        return fused, True
+    return model, False
+
+
+@contextlib.contextmanager
+def no_tf32():
+    """Full fp32 matmuls and convs on CUDA (TF32 would move FVD): restores the previous flags after."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+class InferenceModel:
+    """A model ready for inference on ``device``: fused and in ``precision`` unless ``exact``."""
+
+    def __init__(self, model: nn.Module, device=None, precision: str | None = "auto", exact: bool = False):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device, exact)
+        self.exact = exact
+        self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        model = model.eval()
+        self.fused = False
+        if not exact:
+            model, self.fused = _fuse(model, self.dtype if self.dtype != torch.float32 else None)
+            if not self.fused and hasattr(model, "to_channels_last"):
+                model.to_channels_last()
+        self.model = model.to(self.device).requires_grad_(False)
+        self.channels_last = not exact
+        self.autocast = self.precision == "bf16" and not self.fused
+
+    def describe(self) -> str:
+        if self.exact:
+            return f"exact: unfused fp32 model on {self.device} (no TF32)"
+        how = ("fused (BatchNorm folded, 1x1 convs merged, channels_last_3d)" if self.fused
+               else "no fused form for this model: eager, channels_last_3d")
+        return f"fast path: {how}, {self.precision} on {self.device}; --exact for the unfused fp32 model"
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        x = x.to(self.dtype) if self.fused else x.float()
+        if self.channels_last and x.dim() == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+
+    def context(self):
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.precision == "fp32":
+            stack.enter_context(no_tf32())
+        if self.autocast:
+            stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+        return stack
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with self.context():
+            return self.model(*(self.prepare_input(x) for x in inputs)).float()
+
+    def endpoints(self, x: torch.Tensor, names) -> dict[str, torch.Tensor]:
+        """I3D endpoints (``extract_endpoints``), as float32."""
+        with self.context():
+            out = self.model.extract_endpoints(self.prepare_input(x), names)
+        return {k: v.float() for k, v in out.items()}
