@@ -66,8 +66,49 @@ def detect_variant(names, shapes: dict, path: Path) -> str:
         f"variant='{modality}_imagenet' or '{modality}_scratch' (--variant on the command line).")
 
 
+def state_dict_from_tensors(tensors, variant: str, where) -> tuple[dict, int]:
+    """Map TF-named arrays (``{name: ndarray}``, in the release's layout) to an I3D state dict, strictly:
+    ``(state_dict, skipped optimizer slots)``. ``where`` names the source in errors."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    _, in_channels, classes, _, _ = VARIANTS[variant]
+    expected = InceptionI3d(num_classes=classes, in_channels=in_channels).state_dict()
+    state, skipped, unknown = {}, 0, []
+    for name, value in tensors.items():
+        key = tf_to_torch(name)
+        if key is None:
+            if is_ignored(name):
+                skipped += 1
+            else:
+                unknown.append(name)
+            continue
+        if key not in expected:
+            unknown.append(name)
+            continue
+        if key in state:
+            raise CheckpointError(f"{where}: two tensors map to {key} (the second is {name}); "
+                                  "the checkpoint mixes variable scopes")
+        array = tf_to_torch_array(key, value)
+        if tuple(array.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{where}: tensor {name} has shape {tuple(value.shape)}, which gives "
+                f"{tuple(array.shape)} for {key}; the {variant} model needs {tuple(expected[key].shape)}. "
+                "Is the variant right?")
+        state[key] = torch.from_numpy(array.astype("float32", copy=False))
+    if unknown:
+        raise CheckpointError(f"{where}: {len(unknown)} tensor(s) are not part of I3D, e.g. {unknown[:3]}; "
+                              "this is not a kinetics-i3d checkpoint, or the name map needs an entry")
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointError(f"{where}: the checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
+                              f"{missing[:3]}; it may be truncated or from another architecture")
+    return state, skipped
+
+
 def load_deepmind_state_dict(src, variant: str | None = None) -> tuple[dict, str, dict, int]:
-    """Read a checkpoint into an I3D state dict: ``(state_dict, variant, checkpoint_files, skipped)``."""
+    """Read a checkpoint into an I3D state dict: ``(state_dict, variant, checkpoint_files, skipped)``.
+
+    Every tensor is read through :class:`BundleReader`, so each one's CRC32C is checked."""
     prefix = resolve_prefix(src)
     with BundleReader(prefix) as reader:
         names = reader.names()
@@ -75,39 +116,10 @@ def load_deepmind_state_dict(src, variant: str | None = None) -> tuple[dict, str
         variant = variant or detect_variant(names, shapes, Path(src))
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-        _, in_channels, classes, _, _ = VARIANTS[variant]
-        model = InceptionI3d(num_classes=classes, in_channels=in_channels)
-        expected = model.state_dict()
-        state, skipped, unknown = {}, 0, []
-        for name in names:
-            key = tf_to_torch(name)
-            if key is None:
-                if is_ignored(name):
-                    skipped += 1
-                else:
-                    unknown.append(name)
-                continue
-            if key not in expected:
-                unknown.append(name)
-                continue
-            if key in state:
-                raise CheckpointError(f"{prefix}: two tensors map to {key} (the second is {name}); "
-                                      "the checkpoint mixes variable scopes")
-            array = tf_to_torch_array(key, reader.read(name))
-            if tuple(array.shape) != tuple(expected[key].shape):
-                raise CheckpointError(
-                    f"{prefix}: tensor {name} has shape {tuple(reader.info(name).shape)}, which gives "
-                    f"{tuple(array.shape)} for {key}; the {variant} model needs {tuple(expected[key].shape)}. "
-                    "Is the variant right?")
-            state[key] = torch.from_numpy(array.astype("float32", copy=False))
+        tensors = {n: reader.read(n) for n in names if not is_ignored(n)}
+        state, _ = state_dict_from_tensors(tensors, variant, prefix)
+        skipped = sum(map(is_ignored, names))
         files = [reader.index_path] + [reader.shard_path(i) for i in range(reader.header.num_shards)]
-    if unknown:
-        raise CheckpointError(f"{prefix}: {len(unknown)} tensor(s) are not part of I3D, e.g. {unknown[:3]}; "
-                              "this is not a kinetics-i3d checkpoint, or the name map needs an entry")
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise CheckpointError(f"{prefix}: the checkpoint lacks {len(missing)} tensor(s) the model needs, e.g. "
-                              f"{missing[:3]}; it may be truncated or from another architecture")
     return state, variant, {p.name: p for p in files}, skipped
 
 

