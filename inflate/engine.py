@@ -102,7 +102,7 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         init: how 2D kernels become 3D, one of ``inflate.INIT_MODES`` (see :mod:`inflate.init`).
         time_padding: ``"replicate"`` (default; keeps the boring-video law at the clip's edges for every
             init), ``"zeros"`` (gives it up at the edges unless ``init="center"``) or ``"circular"``.
-        causal: put all temporal padding in front, so no output step sees a later frame.
+        causal: put all temporal padding in front, so no output step sees a later frame (not with ``"circular"``).
         source: how to rebuild ``model_2d`` (set by ``from_timm``/``from_torchvision``), kept in ``config``.
         probe: when the model states its input size (timm, torchvision via ``source``), run it once on two
             images to find convs and pools that see another batch than the frames' (e.g. attention pooling over
@@ -115,6 +115,9 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         raise ValueError(f"unknown init {init!r}; choose one of {INIT_MODES}")
     if time_padding not in TIME_PADDING_MODES:
         raise ValueError(f"unknown time_padding {time_padding!r}; choose one of {TIME_PADDING_MODES}")
+    if causal and time_padding == "circular":
+        raise ValueError("causal=True cannot use time_padding='circular': it pads the clip's front with its last "
+                         "frames, so early outputs would see later frames; use 'replicate' or 'zeros'")
     net = copy.deepcopy(model_2d)
     layers = list_layers(net)
     if not layers:

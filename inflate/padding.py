@@ -30,10 +30,11 @@ def same_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -
 
 
 def causal_padding(length: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """Like :func:`same_padding` with the same output length, but every padded frame goes in front,
-    so output step ``t`` never sees input frames after ``t * stride``."""
-    front, back = same_padding(length, kernel, stride, dilation)
-    return front + back, 0
+    """``span - 1`` frames in front and none at the back: output step ``t``'s window ends exactly at input
+    frame ``t * stride``, so it never sees a later frame, and there are ``ceil(length / stride)`` outputs,
+    as with :func:`same_padding`. (Moving SAME's total padding to the front is not enough under a stride:
+    for ``length=4, kernel=3, stride=2`` that pads 1 frame and output 0 would see frame 1.)"""
+    return (kernel - 1) * dilation, 0
 
 
 def pad_time(x: torch.Tensor, front: int, back: int, mode: str, dim: int = 2) -> torch.Tensor:
