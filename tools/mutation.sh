@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Mutation score of the inflation engine: run mutmut on a throwaway copy of the committed tree.
+#
+#   tools/mutation.sh                      # inflate/layers.py, inflate/padding.py, inflate/video_model.py
+#   FILES="converters/*.py" TESTS="tests/test_tf_bundle.py" tools/mutation.sh
+#
+# mutmut rewrites source files, so it never runs in this checkout: the script exports HEAD (commit your
+# tests first) into $WORK (default /tmp/quovadis-mutation) and runs there with this repo's .venv python
+# (`pip install mutmut`). It fits a shared 2-core machine: $JOBS (default 2) single-threaded children,
+# each running only the fast inflation tests that reach the mutated function, stopping at the first
+# failure, with Hypothesis' "dev" profile. It ends with the score and the surviving mutants; inspect
+# one with `cd $WORK && $PY -m mutmut show NAME`.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PY:-$REPO/.venv/bin/python}"
+WORK="${WORK:-/tmp/quovadis-mutation}"
+JOBS="${JOBS:-2}"
+FILES="${FILES:-inflate/layers.py inflate/padding.py inflate/video_model.py}"
+TESTS="${TESTS:-tests/test_inflate_differential.py tests/test_video_model_api.py tests/test_padding.py tests/test_inflate_laws.py}"
+
+"$PY" -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed: $PY -m pip install mutmut" >&2; exit 2; }
+case "$WORK" in "$REPO"|"$REPO"/*) echo "WORK must be outside the repository" >&2; exit 2;; esac
+rm -rf "$WORK"
+mkdir -p "$WORK"
+git -C "$REPO" archive HEAD | tar -x -C "$WORK"
+cd "$WORK"
+
+list() { for x in $1; do printf '    %s\n' "$x"; done; }
+{
+  echo "[mutmut]"
+  echo "source_paths ="
+  echo "    inflate/"
+  echo "    zoo/"
+  echo "    converters/"
+  echo "only_mutate ="
+  list "$FILES"
+  echo "pytest_add_cli_args_test_selection ="
+  list "$TESTS"
+  echo "pytest_add_cli_args ="
+  list "-x -q -p no:xdist -p no:cacheprovider"
+} > setup.cfg
+rm -f pyproject.toml.mutmut
+# children are forked from a process that already ran torch: keep every intra-op pool at one thread
+echo 'torch.set_num_threads(1)' >> tests/conftest.py
+
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-dev}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONWARNINGS=ignore
+start=$(date +%s)
+"$PY" -m mutmut run --max-children "$JOBS" > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
+"$PY" -m mutmut export-cicd-stats > /dev/null
+"$PY" -m mutmut results --all true > mutmut-results.txt 2>&1 || true
+"$PY" - "$(( $(date +%s) - start ))" <<'EOF'
+import json, sys
+s = json.load(open("mutants/mutmut-cicd-stats.json"))
+done = s["killed"] + s["survived"] + s.get("timeout", 0) + s.get("suspicious", 0)
+killed = s["killed"] + s.get("timeout", 0)
+print(f"mutants: {s['total']}  killed: {s['killed']}  timeout: {s.get('timeout', 0)}  survived: {s['survived']}  "
+      f"no tests: {s.get('no_tests', 0)}  skipped: {s.get('skipped', 0)}  suspicious: {s.get('suspicious', 0)}")
+print(f"mutation score: {100 * killed / max(done + s.get('no_tests', 0), 1):.1f}% killed "
+      f"(killed + timeout over all run and untested mutants), {sys.argv[1]} s")
+EOF
+echo "survivors:"
+grep -E ": (survived|no tests)" mutmut-results.txt || true
