@@ -4,6 +4,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+# No test may download DeepMind's release from GitHub: tests that want it start a local server and set the mirror.
+os.environ["QUOVADIS_KINETICS_I3D_MIRROR"] = "file:///nonexistent/quovadis-tests-never-download-the-release"
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

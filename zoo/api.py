@@ -34,8 +34,11 @@ def build(entry: ModelEntry, pretrained_2d: bool = False) -> nn.Module:
     raise ValueError(f"{entry.name}: unknown architecture {entry.arch!r}")
 
 
-def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, force_download: bool = False):
+def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, force_download: bool = False,
+         source: str = "auto", progress: bool = True):
     """A zoo model, in eval mode, with its weights.
+
+        >>> model = zoo.load("i3d_inception_k400_rgb")   # downloads DeepMind's release once, verified, cached
 
     Args:
         name: a registry name (see :func:`list`), or ``"hf-hub:ORG/REPO"`` for a model pushed with
@@ -44,6 +47,9 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
             ``{"rgb": path, "flow": path}``.
         pretrained: False builds the architecture with fresh random weights (train mode).
         cache_dir: where cached weights live (default: ``$QUOVADIS_HOME`` / the Hugging Face cache).
+        source: where weights may come from: ``"auto"`` (our cache, DeepMind's release, then the Hub),
+            ``"cache"``, ``"release"`` or ``"hub"``; see :mod:`zoo.weights`.
+        progress: show download progress bars (on a terminal).
     """
     if name.startswith("hf-hub:"):
         from .hub import load_from_hub
@@ -59,11 +65,13 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
         if not isinstance(files, dict):
             raise TypeError(f"{name}: weights= must be a dict {{'rgb': path, 'flow': path}} for a two-stream model")
         for stream, component in zip(("rgb", "flow"), entry.components):
-            sub = load(component, weights=files.get(stream), cache_dir=cache_dir, force_download=force_download)
+            sub = load(component, weights=files.get(stream), cache_dir=cache_dir, force_download=force_download,
+                       source=source, progress=progress)
             setattr(model, stream, sub)
         return model.eval()
     if from_2d:
         return model.eval()  # bootstrapped from the 2D weights
-    path = Path(weights) if weights is not None else resolve(entry, cache_dir=cache_dir, force_download=force_download)
+    path = Path(weights) if weights is not None else resolve(entry, cache_dir=cache_dir, force_download=force_download,
+                                                             source=source, quiet=not progress)
     load_into(model, path, expect_variant=entry.variant)
     return model.eval()

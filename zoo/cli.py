@@ -71,6 +71,10 @@ def cmd_predict(args) -> int:
     from zoo.video_io import flow_from_rgb_encoding, read_frames
 
     entry = zoo.info(args.model)
+    for clip in (args.file, args.flow):  # before any weights are downloaded
+        if clip is not None and not Path(clip).is_file():
+            raise FileNotFoundError(f"video {clip} does not exist" if not Path(clip).exists()
+                                    else f"{clip} is not a video file")
     if entry.arch == "two_stream_i3d":
         if not args.flow:
             raise ValueError(f"{args.model} is two-stream: give the flow clip with --flow FILE")
@@ -163,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", required=True, help="OUT.safetensors (written atomically)")
     c.add_argument("--variant", default=None, help="override detection: rgb_scratch, rgb_imagenet, ...")
     c.set_defaults(func=cmd_convert)
+    from converters.cli import add_parsers as add_convert_parsers
+    add_convert_parsers(csub)
 
     p = sub.add_parser("predict", help="classify a video file or GIF with a zoo model")
     p.add_argument("file")
     p.add_argument("--model", default="i3d_inception_k400_rgb_imagenet")
-    p.add_argument("--weights", default=None, help="local safetensors file (else the cache / Hub)")
+    p.add_argument("--weights", default=None, help="local safetensors file (else the cache / the release / Hub)")
     p.add_argument("--flow", default=None, help="two-stream: the flow clip (x in red, y in green)")
     p.add_argument("--flow-weights", default=None)
     p.add_argument("--top", type=int, default=5)
@@ -179,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("kinetics_i3d", help="path to a clone of deepmind/kinetics-i3d (or its data/checkpoints)")
     z.add_argument("--cache-dir", default=None)
     z.set_defaults(func=cmd_zoo_build)
+    from zoo.cache_cli import add_parsers as add_cache_parsers
+    add_cache_parsers(zsub)
 
     p = sub.add_parser("push", help="push a zoo model (with --weights) to the Hugging Face Hub")
     p.add_argument("model", help="zoo name")

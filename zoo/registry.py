@@ -62,6 +62,10 @@ class ModelEntry:
 
 
 REGISTRY: dict[str, ModelEntry] = {}
+# Other names for registry entries. TF-Hub's ``deepmind/i3d-kinetics-400/1``, the network behind FVD, is
+# DeepMind's ``rgb_scratch`` checkpoint byte for byte (same data blob, same 230 index entries): it is
+# ``i3d_inception_k400_rgb``, not the ImageNet-inflated ``i3d_inception_k400_rgb_imagenet``.
+ALIASES: dict[str, str] = {"i3d_inception_k400_rgb_tfhub": "i3d_inception_k400_rgb"}
 
 
 def register(entry: ModelEntry) -> ModelEntry:
@@ -72,9 +76,11 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The entry registered under ``name`` or one of its :data:`ALIASES`."""
+    name = ALIASES.get(name, name)
     if name not in REGISTRY:
         import difflib
-        close = difflib.get_close_matches(name, list(REGISTRY), n=4, cutoff=0.4)
+        close = difflib.get_close_matches(name, list(REGISTRY) + list(ALIASES), n=4, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown zoo model {name!r}.{hint} zoo.list() shows all names; "
                        "'hf-hub:ORG/REPO' loads a model pushed to the Hub.")

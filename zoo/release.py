@@ -19,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 MIRROR_ENV = "QUOVADIS_KINETICS_I3D_MIRROR"
 INDEX = "model.ckpt.index"
@@ -75,3 +76,74 @@ def git_blob_sha1(data: bytes) -> str:
     h = hashlib.sha1(b"blob %d\0" % len(data))
     h.update(data)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------- fetching
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _what_to_do(variant: str) -> str:
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    where = (f"The mirror {mirror} ({MIRROR_ENV}) does not hold the release's file at commit {commit()[:12]}: "
+             f"fix or unset it." if mirror else "The download was damaged or the server sent another file: run "
+             "the command again.")
+    return (f"{where} Nothing was cached. To use a copy you trust instead, run `quovadis convert deepmind "
+            f"kinetics-i3d/data/checkpoints/{variant} -o OUT.safetensors` and pass weights=OUT.safetensors.")
+
+
+class VerificationError(ValueError):
+    """A downloaded file that is not the released one."""
+
+
+def _check(variant: str, name: str, url: str, what: str, expected, actual) -> None:
+    if expected != actual:
+        raise VerificationError(f"{url}: {name} of {variant} has {what} {actual}, but the release pins {expected}. "
+                                + _what_to_do(variant))
+
+
+def verify_index(variant: str, path: Path, url: str = "") -> None:
+    """The index's size and sha256 against the pins (and its git blob id)."""
+    pin = pins(variant)[INDEX]
+    data = path.read_bytes()
+    _check(variant, INDEX, url or str(path), "size", pin.size, len(data))
+    _check(variant, INDEX, url or str(path), "sha256", pin.sha256, _sha256(data))
+    _check(variant, INDEX, url or str(path), "git blob id", pin.git_blob_sha1, git_blob_sha1(data))
+
+
+def data_size(index_path: Path) -> int:
+    """The data shard's size, from the (verified) index: the end of its last tensor."""
+    from converters.tf_bundle import read_index
+    return max((i.offset + i.size for i in read_index(index_path).values()), default=0)
+
+
+def verify_data(variant: str, path: Path, size: int, url: str = "") -> None:
+    """The data shard's size (from the index) and git blob id against the pins."""
+    pin = pins(variant)[DATA]
+    actual = path.stat().st_size
+    _check(variant, DATA, url or str(path), "size (from the index's offsets)", size, actual)
+    h = hashlib.sha1(b"blob %d\0" % actual)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _check(variant, DATA, url or str(path), "git blob id", pin.git_blob_sha1, h.hexdigest())
+
+
+def fetch_checkpoint(variant: str, folder: Path, *, quiet: bool = False) -> Path:
+    """Download and verify one released checkpoint into ``folder``; returns its prefix ``folder/model.ckpt``.
+
+    The index is checked (size, sha256, git blob id) before the data shard is asked for; the shard is
+    checked (size from the index's offsets, git blob id) before it is kept. A file that fails is deleted.
+    """
+    from .download import download
+
+    folder = Path(folder)
+    index_url, data_url = file_url(variant, INDEX), file_url(variant, DATA)
+    index = download(index_url, folder / INDEX, expected_size=pins(variant)[INDEX].size, quiet=quiet,
+                     verify=lambda p: verify_index(variant, p, index_url), desc=f"{variant}/{INDEX}")
+    verify_index(variant, index)  # a file left by an earlier run is checked too
+    size = data_size(index)
+    download(data_url, folder / DATA, expected_size=size, quiet=quiet,
+             verify=lambda p: verify_data(variant, p, size, data_url), desc=f"{variant}/{DATA}")
+    return folder / "model.ckpt"

@@ -1,8 +1,20 @@
-"""Where a zoo model's weights come from, in order: an explicit file, the local cache (what
-``quovadis zoo build`` converted), the Hugging Face cache, then a download from the Hub.
+"""Where a zoo model's weights come from: one resolver, :func:`resolve`, over these sources in this order.
 
-Honours ``HF_HUB_OFFLINE``, ``HF_HOME`` and ``cache_dir=``. Files with a sha256 in the registry are
-checked; a corrupt cached file is named, and fetched again when online.
+1. ``weights=PATH`` given to ``zoo.load``: that file, nothing else is tried (handled by ``zoo.load``).
+2. ``cache``: our cache of converted weights, ``$QUOVADIS_HOME`` or ``$HF_HOME/quovadis``
+   (``cache_dir=`` overrides): ``<name>.safetensors``, filled by the release source, ``quovadis zoo fetch``
+   or ``quovadis zoo build``.
+3. ``release``: for the five DeepMind entries, the original kinetics-i3d release at its pinned commit
+   (:mod:`zoo.release`; ``QUOVADIS_KINETICS_I3D_MIRROR`` points at a copy). The index and the data shard are
+   downloaded (:mod:`zoo.download`), checked against the pins (index sha256 and size; shard size from the
+   index's offsets and git blob id; every tensor's CRC32C as it is read), converted in memory and written
+   atomically into our cache. Nothing that fails a check is cached or loaded.
+4. ``hub``: a Hugging Face Hub repo, where the entry registers one (the Hugging Face cache first, then a
+   download; files with a sha256 in the registry are checked).
+
+``source="cache" | "release" | "hub"`` uses that source alone; ``"auto"`` (the default) goes down the list.
+A network failure of the release falls through to the Hub; a file that fails verification never does.
+Offline (``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1``) only the caches are read, and the error says what to do.
 """
 from __future__ import annotations
 
@@ -16,6 +28,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .registry import ModelEntry
+
+SOURCES = ("cache", "release", "hub")
 
 
 class WeightsError(RuntimeError):
@@ -41,26 +55,105 @@ def sha256_of(path: Path) -> str:
 
 
 def offline() -> bool:
-    from huggingface_hub import constants
-    return bool(constants.HF_HUB_OFFLINE)
+    """``HF_HUB_OFFLINE`` or ``QUOVADIS_OFFLINE`` is on."""
+    from .download import offline as _offline
+    return _offline()
+
+
+def cached_path(entry: ModelEntry, cache_dir=None) -> Path:
+    """Where our cache keeps ``entry``'s converted weights."""
+    return quovadis_cache(cache_dir) / f"{entry.name}.safetensors"
 
 
 def how_to_get(entry: ModelEntry) -> str:
     if entry.variant:
-        return (f"Convert DeepMind's checkpoint yourself: `quovadis convert deepmind "
+        return (f"On a machine with internet, `quovadis zoo fetch {entry.name}` fills the cache at "
+                f"{quovadis_cache()} (copy it, or point QUOVADIS_HOME at a shared one). Or convert DeepMind's "
+                f"checkpoint yourself: `quovadis convert deepmind "
                 f"kinetics-i3d/data/checkpoints/{entry.variant} -o {entry.name}.safetensors` and pass "
                 f"weights='{entry.name}.safetensors', or run `quovadis zoo build path/to/kinetics-i3d` once to "
                 f"fill the cache at {quovadis_cache()}.")
     return "Pass weights='path/to/model.safetensors', or connect to the Hub once so the file is cached."
 
 
-def resolve(entry: ModelEntry, *, cache_dir=None, force_download: bool = False) -> Path:
-    """The path of ``entry``'s weights, downloading them if needed (see the module docstring)."""
-    local = quovadis_cache(cache_dir) / f"{entry.name}.safetensors"
-    if local.is_file() and not force_download:
+def resolve(entry: ModelEntry, *, cache_dir=None, force_download: bool = False, source: str = "auto",
+            quiet: bool = False) -> Path:
+    """The path of ``entry``'s weights, fetching them if needed (sources and order: the module docstring).
+
+    ``force_download`` skips the caches; ``quiet`` hides the progress bars.
+    """
+    if source not in ("auto",) + SOURCES:
+        raise ValueError(f"source={source!r}: choose 'auto' or one of {SOURCES}")
+    local = cached_path(entry, cache_dir)
+    if source in ("auto", "cache") and local.is_file() and not force_download:
         return local
+    if source == "cache":
+        raise WeightsError(f"{entry.name}: not in our cache ({local}). {how_to_get(entry)}")
+    failures = []
+    if source in ("auto", "release"):
+        if entry.variant is None:
+            if source == "release":
+                raise WeightsError(f"{entry.name} is not one of DeepMind's released checkpoints; "
+                                   f"use source='auto' or 'hub'")
+        else:
+            from .download import DownloadError, OfflineError
+            try:
+                return fetch_release(entry, cache_dir=cache_dir, quiet=quiet, force=force_download)
+            except OfflineError:
+                if source == "release" or entry.hf_repo is None:
+                    raise WeightsError(_offline_message(entry, local)) from None
+            except DownloadError as e:
+                if source == "release" or entry.hf_repo is None:
+                    raise WeightsError(f"{entry.name}: {e}") from e
+                failures.append(f"DeepMind's release: {e}")
     if entry.hf_repo is None:
         raise WeightsError(f"{entry.name}: no local weights at {local} and no Hub repo. {how_to_get(entry)}")
+    try:
+        return _from_hub(entry, cache_dir, force_download, local)
+    except WeightsError as e:
+        if failures:
+            raise WeightsError(f"{e} (tried before: {'; '.join(failures)})") from e
+        raise
+
+
+def _offline_message(entry: ModelEntry, local: Path) -> str:
+    return (f"{entry.name}: no cached weights at {local}, and offline mode is on (HF_HUB_OFFLINE is set, or "
+            f"QUOVADIS_OFFLINE=1), so DeepMind's release cannot be downloaded. {how_to_get(entry)}")
+
+
+def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, force: bool = False) -> Path:
+    """Download ``entry``'s checkpoint from DeepMind's release, verify it, convert it into our cache.
+
+    A file lock makes concurrent callers (processes or threads) share one download and conversion.
+    The raw release files are kept under ``<cache>/kinetics-i3d/<commit>/<variant>/`` only until the
+    conversion succeeded: an interrupted run resumes from them.
+    """
+    import shutil
+
+    from filelock import FileLock
+
+    from converters.deepmind import convert_deepmind
+    from converters.tf_bundle import CheckpointError
+
+    from . import release
+
+    local = cached_path(entry, cache_dir)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(local) + ".lock"):
+        if local.is_file() and not force:  # another process fetched it while we waited
+            return local
+        folder = quovadis_cache(cache_dir) / "kinetics-i3d" / release.commit()[:12] / entry.variant
+        try:
+            prefix = release.fetch_checkpoint(entry.variant, folder, quiet=quiet)
+            convert_deepmind(prefix, local, variant=entry.variant)
+        except (release.VerificationError, CheckpointError) as e:
+            shutil.rmtree(folder, ignore_errors=True)  # a file that passed the pins but not the reader: start over
+            raise WeightsError(f"{entry.name}: {e}") from e
+        shutil.rmtree(folder, ignore_errors=True)
+    return local
+
+
+def _from_hub(entry: ModelEntry, cache_dir, force_download: bool, local: Path) -> Path:
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
@@ -79,7 +172,7 @@ def resolve(entry: ModelEntry, *, cache_dir=None, force_download: bool = False) 
                     f"Delete it and go online, or pass weights=. {how_to_get(entry)}")
             force_download = True
     if offline():
-        raise WeightsError(f"{entry.name}: weights are not cached and HF_HUB_OFFLINE is set. {how_to_get(entry)}")
+        raise WeightsError(_offline_message(entry, local))
     try:
         path = Path(hf_hub_download(entry.hf_repo, entry.filename, cache_dir=hf_cache, force_download=force_download))
     except LocalEntryNotFoundError as e:

