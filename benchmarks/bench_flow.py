@@ -101,7 +101,7 @@ def main() -> None:
         # -- speed: whole pipeline, 1 process (in this process) then 2 processes
         speed = {}
         for workers in (1, 2):
-            s = extract_dataset_flow(src, tmp / f"flow{workers}", workers=workers, progress=False)
+            s = extract_dataset_flow(src, tmp / f"flow{workers}", workers=workers, size=None, progress=False)
             assert s["done"] == len(videos) and not s["failed"], s
             speed[workers] = s
             print(f"extract_dataset_flow workers={workers}: {s['flow_frames']} flow frames in {s['seconds']:.1f} s"

@@ -268,7 +268,7 @@ def flow_all(ucf, tmp_path_factory):
 def _run(src, out, workers=1):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        summary = extract_dataset_flow(src, out, workers=workers, progress=False)
+        summary = extract_dataset_flow(src, out, workers=workers, size=None, progress=False)
     return summary, [str(x.message) for x in w if "flow extraction failed" in str(x.message)]
 
 
@@ -353,7 +353,7 @@ def test_flow_cli(flow_src, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="quovadis")
     add_flow_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["flow", str(flow_src), str(tmp_path), "--workers", "1", "--algorithm", "farneback",
-                              "--format", "jpg95", "--no-progress"])
+                              "--format", "jpg95", "--size", "0", "--no-progress"])
     with pytest.warns(RuntimeWarning, match="flow extraction failed"):
         assert args.func(args) == 1                                       # the corrupt video
     out = capsys.readouterr().out

@@ -21,7 +21,7 @@ BASE = ["model.name=timm:test_resnet", "model.pretrained=false", "model.dropout=
 def shapes_with_flow(tmp_path_factory):
     root = make_moving_shapes(tmp_path_factory.mktemp("shapes"), classes=4, per_class=12, frames=16, size=32, seed=7)
     flow_root = tmp_path_factory.mktemp("flow")
-    summary = extract_dataset_flow(root, flow_root, workers=1, algorithm="farneback")
+    summary = extract_dataset_flow(root, flow_root, workers=1, algorithm="farneback", size=32)
     assert not summary["failed"]
     return root, flow_root
 

@@ -12,8 +12,15 @@ plus FFmpeg 4-8 shared libraries, e.g. ``apt-get install libavcodec59 libavforma
 (``quovadis[video]``), silently. ``backend=`` or ``$QUOVADIS_VIDEO_BACKEND`` picks one; asking for torchcodec
 where it is not usable warns and uses PyAV.
 
-Frame ``i`` is the ``i``-th frame in presentation order. Every decoding failure raises
-:class:`VideoDecodeError` (a ``RuntimeError``) naming the file.
+FRAME-NUMBERING RULE (every decoder here, and flow extraction, which decodes with ``zoo.video_io``):
+frame ``i`` is the ``i``-th frame in presentation order, COUNTED, never computed from its timestamp and
+the average frame rate. On a variable-frame-rate file the two differ (one missing timestamp shifts every
+later frame by one), so a PyAV seek maps each decoded frame's timestamp to its count through the sorted
+packet timestamps (:func:`frame_times`, a demux without decoding, cached per file), and torchcodec runs in
+its ``"exact"`` seek mode (it scans the file and numbers frames the same way). Time-based retiming
+(``fps``) uses the real timestamps: see :func:`frame_times` and ``zoo.data.sampling.resample_times``.
+
+Every decoding failure raises :class:`VideoDecodeError` (a ``RuntimeError``) naming the file.
 """
 from __future__ import annotations
 
@@ -152,6 +159,49 @@ def _torchcodec_info(path: Path) -> tuple[int, float, int, int]:
     return int(n), float(fps or 25.0), md.height, md.width
 
 
+# ---------------------------------------------------------------- timestamps
+
+def frame_times(path) -> np.ndarray:
+    """Presentation time in seconds of every frame, in presentation order (frame ``i`` at ``[i]``),
+    relative to the first frame; from the container's packet timestamps (no decoding). GIFs and streams
+    without timestamps get ``i / fps``. Cached per file (path, size, mtime)."""
+    path = _check_file(path)
+    st = path.stat()
+    return _frame_times(str(path), st.st_size, st.st_mtime_ns).copy()
+
+
+@functools.lru_cache(maxsize=512)
+def _frame_times(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    pts, tb = _packet_pts(Path(path))
+    if pts is None:
+        n, fps, _, _ = video_info(path, "pyav")
+        return np.arange(n, dtype=np.float64) / fps
+    return (pts - pts[0]).astype(np.float64) * float(tb)
+
+
+def _packet_pts(path: Path) -> tuple[np.ndarray | None, Fraction | None]:
+    """Sorted timestamps of the video stream's frames (packets), or (None, None) when any is missing."""
+    if _is_gif(path):
+        return None, None
+    container = _open_av(path)
+    try:
+        stream = container.streams.video[0]
+        pts = [p.pts for p in container.demux(stream) if p.size]   # the flush packet has size 0
+        tb = stream.time_base
+    except Exception as e:
+        raise VideoDecodeError(f"cannot read {path}: {e}") from e
+    finally:
+        container.close()
+    if not pts or any(p is None for p in pts) or tb is None:
+        return None, None
+    return np.sort(np.asarray(pts, dtype=np.int64)), Fraction(tb)
+
+
+@functools.lru_cache(maxsize=512)
+def _pts_index(path: str, size: int, mtime_ns: int) -> np.ndarray | None:
+    return _packet_pts(Path(path))[0]
+
+
 # ---------------------------------------------------------------- frames
 
 def _as_indices(indices) -> np.ndarray:
@@ -220,13 +270,16 @@ def _gif_frames(path: Path, wanted: np.ndarray) -> dict:
 def _pyav_frames(path: Path, wanted: np.ndarray, threads: int | None) -> dict:
     got = None
     if wanted[0] >= SEEK_MIN_FRAMES:
-        got = _pyav_pass(path, wanted, threads, seek=True)
+        st = path.stat()
+        pts = _pts_index(str(path), st.st_size, st.st_mtime_ns)
+        if pts is not None and wanted[0] < len(pts) and len(np.unique(pts)) == len(pts):
+            got = _pyav_pass(path, wanted, threads, seek=pts)
     if got is None:  # no seek, or it landed past the first wanted frame, or timestamps were unusable
         got = _pyav_pass(path, wanted, threads, seek=False)
     return got
 
 
-def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek: bool) -> dict | None:
+def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek) -> dict | None:
     container = _open_av(path)
     try:
         stream = container.streams.video[0]
@@ -235,30 +288,30 @@ def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek: bool) 
             stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         return _pyav_decode(container, stream, wanted, seek)
+    except VideoDecodeError:
+        raise
     except Exception as e:
         raise VideoDecodeError(f"cannot decode {path}: {e}") from e
     finally:
         container.close()
 
 
-def _pyav_decode(container, stream, wanted: np.ndarray, seek: bool) -> dict | None:
-    """Decode from the start (counting frames) or from a seek (indices from timestamps); None = retry
-    from the start. Converts only the wanted frames to RGB and stops after the last one."""
-    fps, tb = _av_fps(stream), stream.time_base
-    start_pts = stream.start_time or 0
+def _pyav_decode(container, stream, wanted: np.ndarray, seek) -> dict | None:
+    """Decode from the start, counting frames (``seek=False``), or from the keyframe before the first wanted
+    frame (``seek`` = the sorted frame timestamps: a frame's count is the position of its timestamp there);
+    None = retry from the start. Converts only the wanted frames to RGB and stops after the last one."""
     first, last = int(wanted[0]), int(wanted[-1])
-    if seek:
-        if tb is None:
-            return None
-        container.seek(start_pts + int(Fraction(first) / fps / tb), stream=stream, backward=True, any_frame=False)
+    pts = None if seek is False or seek is None else seek
+    if pts is not None:
+        container.seek(int(pts[first]), stream=stream, backward=True, any_frame=False)
     want, got, count = set(wanted.tolist()), {}, -1
     for frame in container.decode(stream):
-        if seek:
+        if pts is not None:
             if frame.pts is None:
                 return None
-            i = int(round((frame.pts - start_pts) * tb * fps))
-            if not got and i > first:
-                return None
+            i = int(np.searchsorted(pts, frame.pts))
+            if i >= len(pts) or pts[i] != frame.pts or (not got and i > first):
+                return None                         # a timestamp the demuxer did not list, or a late landing
         else:
             count += 1
             i = count
@@ -273,7 +326,7 @@ def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> d
     from torchcodec.decoders import VideoDecoder
     try:
         dec = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=1 if threads is None else threads,
-                           seek_mode="approximate")
+                           seek_mode="exact")              # exact: frames counted (the numbering rule)
         n = len(dec)
         ok = wanted[wanted < n] if n else wanted
         frames = dec.get_frames_at(ok.tolist()).data.numpy()

@@ -1,6 +1,15 @@
 """Optical-flow extraction (TV-L1 or Farneback, OpenCV) for a video or a whole dataset, resumable.
 
-    quovadis flow SRC_DIR OUT_DIR [--workers N] [--algorithm tvl1|farneback] [--size S] [--format F]
+    quovadis flow SRC_DIR OUT_DIR [--workers N] [--algorithm tvl1|farneback] [--size S] [--fps F] [--format F]
+
+GEOMETRY. Flow is computed where the network sees it: frames are resized so their short side is ``size``
+(default 256, the I3D protocol's; 0/None keeps the video's size) BEFORE the flow is computed and clipped to
+``±bound`` pixels, so the bound means pixels at the network's scale (clipping at 720p and resizing after
+would cut every motion above ~7 px at 256). With ``fps`` the video is first retimed to that rate by its
+timestamps (``zoo.data.sampling.resample_times``; I3D: 25), so flow frame t is the motion between retimed
+frames t and t+1. ``meta.json`` records ``short_side``, ``height``/``width``, ``fps`` (the flow's rate),
+``source_fps`` and ``bound``; datasets refuse flow whose rate or short side differs from the clips they build.
+Frames are counted in presentation order (the rule of ``zoo.data.decode``).
 
 Flow is computed on grayscale frames between consecutive frames (N frames -> N-1 flows) and stored with
 :mod:`zoo.data.flow_store` in ``OUT_DIR/<relative path without extension>/``. A video whose folder has
@@ -25,6 +34,7 @@ import numpy as np
 from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".gif")
+DEFAULT_SHORT_SIDE = 256  # the I3D protocol's: flow is computed and clipped at the network's scale
 ALGORITHMS = ("tvl1", "farneback")
 _CONTRIB_HINT = ("TV-L1 optical flow needs OpenCV's contrib modules (cv2.optflow): "
                  "pip install opencv-contrib-python-headless  -- plain opencv-python lacks TV-L1 "
@@ -59,21 +69,35 @@ def _opencv_threads(n: int):
 
 
 # ------------------------------------------------------------------------------------ frames
-def read_gray_frames(video_path, size: int | None = None) -> tuple[np.ndarray, float]:
-    """``(frames, fps)``: uint8 grayscale ``(T, H, W)`` (PyAV, or Pillow for .gif), optionally resized so
-    the short side is ``size``. Raises ValueError/OSError for undecodable files."""
+def read_gray_frames(video_path, size: int | None = None, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """``(frames, fps)``: uint8 grayscale ``(T, H, W)`` (PyAV, or Pillow for .gif), optionally retimed to
+    ``fps`` (by timestamps) and resized so the short side is ``size``; ``fps`` returned is the frames' rate.
+    Raises ValueError/OSError for undecodable files."""
+    gray, rate, _ = _read_gray(video_path, size, fps)
+    return gray, rate
+
+
+def _read_gray(video_path, size: int | None, fps: float | None) -> tuple[np.ndarray, float, float]:
+    """``(gray frames, their rate, the source's rate)``."""
     from zoo.video_io import read_frames
 
     cv2 = _cv2()
-    rgb, fps = read_frames(video_path)
-    rgb = rgb.numpy()
+    rgb, src_fps = read_frames(video_path)
+    rgb, rate = rgb.numpy(), src_fps
+    if fps:
+        from .decode import frame_times
+        from .sampling import resample_times
+        times = frame_times(video_path)
+        if len(times) != len(rgb):   # the container's timestamps do not match the decoded frames: assume CFR
+            times = np.arange(len(rgb)) / src_fps
+        rgb, rate = rgb[resample_times(times, fps).numpy()], float(fps)
     h, w = rgb.shape[1:3]
     if size is not None and min(h, w) != size:
         scale = size / min(h, w)
         new = (max(1, round(w * scale)), max(1, round(h * scale)))       # cv2 wants (width, height)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         rgb = np.stack([cv2.resize(f, new, interpolation=interp) for f in rgb])
-    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]), fps
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]), rate, src_fps
 
 
 # ------------------------------------------------------------------------------------ flow
@@ -95,16 +119,18 @@ def compute_flow(gray: np.ndarray, algorithm: str = "tvl1") -> np.ndarray:
     return np.stack([calc(gray[t], gray[t + 1]) for t in range(len(gray) - 1)]).astype(np.float32)
 
 
-def extract_video_flow(video_path, out_dir, *, algorithm: str = "tvl1", bound: float = 20, size: int | None = None,
-                       fmt: str = DEFAULT_FORMAT) -> int:
-    """Decode ``video_path``, compute its flow and write it to ``out_dir`` (complete when this returns).
-    Returns the number of flow frames (frames - 1). Uses one OpenCV thread (see the module docstring)."""
+def extract_video_flow(video_path, out_dir, *, algorithm: str = "tvl1", bound: float = 20,
+                       size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None, fmt: str = DEFAULT_FORMAT) -> int:
+    """Decode ``video_path`` (retimed to ``fps`` if given, short side resized to ``size``; 0/None: as is),
+    compute its flow and write it to ``out_dir`` (complete when this returns). Returns the number of flow
+    frames (frames - 1). Uses one OpenCV thread (see the module docstring)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    gray, fps = read_gray_frames(video_path, size)
+    gray, rate, src_fps = _read_gray(video_path, size or None, fps)
     with _opencv_threads(1):
         flow = compute_flow(gray, algorithm)
-    write_flow(Path(out_dir), flow, algorithm=algorithm, bound=bound, fps=fps, fmt=fmt, source=str(video_path))
+    write_flow(Path(out_dir), flow, algorithm=algorithm, bound=bound, fps=rate, fmt=fmt, source=str(video_path),
+               source_fps=src_fps, short_side=min(gray.shape[1:3]))
     return len(flow)
 
 
@@ -137,7 +163,8 @@ def _extract_job(video: str, dest: str, kwargs: dict) -> int:
 
 
 def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str = "tvl1", bound: float = 20,
-                         size: int | None = None, fmt: str = DEFAULT_FORMAT, progress: bool = True) -> dict:
+                         size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None, fmt: str = DEFAULT_FORMAT,
+                         progress: bool = True) -> dict:
     """Extract the flow of every video under ``src_dir`` into ``out_dir`` (mirroring relative paths).
 
     Skips videos whose folder is complete, redoes incomplete ones, and never stops on a bad video (one
@@ -164,7 +191,7 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
         else:
             clear_flow_dir(dest)  # a folder without meta.json is never finished: start it afresh
             todo.append((v, dest))
-    kwargs = {"algorithm": algorithm, "bound": bound, "size": size, "fmt": fmt}
+    kwargs = {"algorithm": algorithm, "bound": bound, "size": size, "fps": fps, "fmt": fmt}
     done, frames, failed = 0, 0, []
 
     def record(video: Path, fn):
@@ -204,7 +231,11 @@ def add_flow_parser(subparsers):
     p.add_argument("out_dir", help="flow goes to OUT_DIR/<relative path without extension>/")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--algorithm", default="tvl1", choices=ALGORITHMS)
-    p.add_argument("--size", type=int, default=None, help="resize the short side to S before flow")
+    p.add_argument("--size", type=int, default=DEFAULT_SHORT_SIDE,
+                   help=f"resize the short side to S before computing flow (default {DEFAULT_SHORT_SIDE}, the "
+                        "network's; the bound is in pixels at this size); 0 keeps the video's size")
+    p.add_argument("--fps", type=float, default=None,
+                   help="retime videos to F fps (by timestamps) before computing flow (I3D: 25); default: as is")
     p.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT, choices=FORMATS,
                    help=f"storage format (default {DEFAULT_FORMAT})")
     p.add_argument("--bound", type=float, default=20.0, help="clip flow to +-BOUND pixels (default 20)")
@@ -216,7 +247,7 @@ def add_flow_parser(subparsers):
 def cmd_flow(args) -> int:
     """Run :func:`extract_dataset_flow` from parsed args and print the summary; 1 if any video failed."""
     s = extract_dataset_flow(args.src_dir, args.out_dir, workers=args.workers, algorithm=args.algorithm,
-                             bound=args.bound, size=args.size, fmt=args.fmt,
+                             bound=args.bound, size=args.size or None, fps=args.fps, fmt=args.fmt,
                              progress=not getattr(args, "no_progress", False))
     print(f"flow: {s['videos']} videos: {s['done']} done, {s['skipped']} already complete, "
           f"{len(s['failed'])} failed; {s['flow_frames']} flow frames in {s['seconds']:.1f} s "

@@ -95,9 +95,14 @@ def clear_flow_dir(out_dir: Path) -> None:
 
 # ------------------------------------------------------------------------------------ write
 def write_flow(out_dir: Path, flow: np.ndarray, *, algorithm: str, bound: float = 20.0, fps: float | None = None,
-               fmt: str = DEFAULT_FORMAT, source: str | None = None) -> None:
+               fmt: str = DEFAULT_FORMAT, source: str | None = None, source_fps: float | None = None,
+               short_side: int | None = None) -> None:
     """Write flow ``(T, H, W, 2)`` float32 pixels (x then y) to ``out_dir``: stale files of an earlier
-    run are removed, then every frame, then ``meta.json`` atomically (its presence = complete)."""
+    run are removed, then every frame, then ``meta.json`` atomically (its presence = complete).
+
+    ``meta.json`` records the geometry the flow belongs to: ``height``/``width`` and ``short_side`` (the
+    frames' size when flow was computed, and the scale of ``bound``, in pixels), ``fps`` (the rate of the
+    frames the flow is between: the video retimed, or its own) and ``source_fps``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
     flow = np.asarray(flow)
@@ -109,7 +114,10 @@ def write_flow(out_dir: Path, flow: np.ndarray, *, algorithm: str, bound: float 
     for i, f in enumerate(flow):
         _write_frame(_frame_files(out_dir, fmt, i), f, fmt, bound)
     meta = {"algorithm": algorithm, "bound": float(bound), "format": fmt, "num_frames": int(flow.shape[0]),
-            "height": int(flow.shape[1]), "width": int(flow.shape[2]), "fps": None if fps is None else float(fps),
+            "height": int(flow.shape[1]), "width": int(flow.shape[2]),
+            "short_side": int(short_side if short_side is not None else min(flow.shape[1:3])),
+            "fps": None if fps is None else float(fps),
+            "source_fps": float(source_fps if source_fps is not None else fps) if (source_fps or fps) else None,
             "source": source}
     tmp = out_dir / f"{META}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta, indent=1))

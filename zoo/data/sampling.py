@@ -9,6 +9,7 @@ All functions return ``torch.long`` tensors of frame indices.
 """
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 
 from zoo.preprocess import resample_indices
 
-__all__ = ["span", "loop", "dense_indices", "uniform_clips", "resample_fps"]
+__all__ = ["span", "loop", "dense_indices", "uniform_clips", "resample_fps", "resample_times", "whole_video_clips"]
 
 
 def span(clip_len: int, stride: int = 1) -> int:
@@ -84,8 +85,34 @@ def uniform_clips(num_frames: int, clip_len: int, stride: int = 1, num_clips: in
     return loop(starts[:, None] + stride * torch.arange(clip_len)[None, :], num_frames)
 
 
+def whole_video_clips(num_frames: int, clip_len: int, stride: int = 1) -> int:
+    """How many clips cover the whole video at test time (I3D's protocol): ``ceil(num_frames / span)``."""
+    _check(num_frames, clip_len, stride)
+    return max(1, math.ceil(num_frames / span(clip_len, stride)))
+
+
+def resample_times(times, dst_fps: float) -> torch.Tensor:
+    """Source frame for each frame of a video retimed to ``dst_fps``, from the frames' real presentation
+    times in seconds (``zoo.data.decode.frame_times``): retimed frame ``k`` is the frame on screen at
+    ``k / dst_fps``, the last one whose time is ``<= k / dst_fps`` (FFmpeg's ``fps`` filter, rounding down).
+    A variable-frame-rate file thus repeats a frame where a timestamp is missing. The retimed video lasts
+    as long as the source: ``round(duration * dst_fps)`` frames, the duration being the last frame's time
+    plus one median frame interval. For a constant rate this equals :func:`resample_fps`."""
+    t = torch.as_tensor(np.asarray(times, dtype=np.float64))
+    if t.numel() == 0:
+        raise ValueError("a video needs at least one frame, got no frame times")
+    if dst_fps <= 0:
+        raise ValueError(f"dst_fps must be positive, got {dst_fps}")
+    t = t - t[0]
+    step = float(t.diff().median()) if t.numel() > 1 else 1.0 / dst_fps
+    n_out = max(1, int(round((float(t[-1]) + step) * dst_fps)))
+    ticks = torch.arange(n_out, dtype=torch.float64) / dst_fps
+    return (torch.searchsorted(t, ticks + 1e-6, right=True) - 1).clamp_(0, t.numel() - 1)
+
+
 def resample_fps(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
-    """Source frame for each frame of the video retimed to ``dst_fps`` (drops or repeats frames).
+    """Source frame for each frame of the video retimed to ``dst_fps`` (drops or repeats frames), for a
+    constant frame rate; :func:`resample_times` is the same rule on real timestamps.
 
     Sample clips on ``len(timeline)`` frames, then map: ``timeline[dense_indices(len(timeline), ...)]``."""
     if num_frames <= 0:

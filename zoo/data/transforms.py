@@ -10,7 +10,8 @@ same ones to every stream, so the streams stay aligned pixel for pixel. Geometry
   left): ``hflip(flow)[0] == -mirror(flow[0])`` and ``hflip(flow)[1] == mirror(flow[1])``.
 
 RGB stays uint8 through resize, crop and flip (the uint8 resize is ~15x faster than float on CPU) and
-becomes float in [-1, 1] in :class:`Normalize`, which also maps flow to ``clip(flow, ±bound) / bound``.
+becomes float in [-1, 1] in :class:`Normalize`, which also maps flow to ``clip(flow, ±bound) / bound``
+(by default the bound recorded with the stored flow, which datasets pass on as the sample's "flow_bound").
 Functions take the channel axis at -4 and time at -3, so they also work on stacked views ``(V, C, T, H, W)``.
 
     >>> t = Compose([ResizeShortSide(256), MultiScaleCrop(224), RandomHorizontalFlip(), Normalize(20.0)])
@@ -239,22 +240,34 @@ class RandomHorizontalFlip(PairedTransform):
 
 
 class Normalize(PairedTransform):
-    """RGB -> [-1, 1]; flow in pixels -> ``clip(±flow_bound) / flow_bound`` (DeepMind's I3D: bound 20)."""
+    """RGB -> [-1, 1]; flow in pixels -> ``clip(±bound) / bound`` (DeepMind's I3D: bound 20).
 
-    def __init__(self, flow_bound: float = 20.0):
+    ``flow_bound=None`` (the default) takes the bound the flow was stored with: the sample's ``"flow_bound"``
+    (datasets put the bound recorded in the flow's ``meta.json`` there), else 20. A number overrides it.
+    The ``"flow_bound"`` key is consumed here."""
+
+    def __init__(self, flow_bound: float | None = None):
         self.flow_bound = flow_bound
 
-    def apply(self, x, params, kind):
-        return scale_flow(x, self.flow_bound) if kind == "flow" else scale_rgb(x)
+    def draw(self, sample, generator):
+        return float(self.flow_bound if self.flow_bound is not None else sample.get("flow_bound", 20.0))
+
+    def apply(self, x, bound, kind):
+        return scale_flow(x, bound) if kind == "flow" else scale_rgb(x)
+
+    def __call__(self, sample: dict, generator: torch.Generator | None = None) -> dict:
+        out = super().__call__(sample, generator)
+        out.pop("flow_bound", None)
+        return out
 
 
-def train_transform(size: int = 224, short_side: int = 256, flow_bound: float = 20.0,
+def train_transform(size: int = 224, short_side: int = 256, flow_bound: float | None = None,
                     multiscale: bool = True) -> Compose:
     crop_t = MultiScaleCrop(size) if multiscale else RandomCrop(size)
     return Compose([ResizeShortSide(short_side), crop_t, RandomHorizontalFlip(), Normalize(flow_bound)])
 
 
-def test_transform(size: int = 224, short_side: int = 256, flow_bound: float = 20.0,
+def test_transform(size: int = 224, short_side: int = 256, flow_bound: float | None = None,
                    three_crop: bool = False) -> Compose:
     crop_t = ThreeCrop(size) if three_crop else CenterCrop(size)
     return Compose([ResizeShortSide(short_side), crop_t, Normalize(flow_bound)])

@@ -1,6 +1,21 @@
 """Training configuration: a dataclass tree, read from YAML or TOML, with ``key=value`` overrides.
 
     quovadis train --config ucf101_flow.yaml optim.lr=0.01 data.clip_len=32 epochs=20
+    quovadis train --config ucf101_flow.yaml protocol=i3d           # DeepMind's I3D data protocol
+
+PRESETS. ``protocol: i3d`` fills in the data protocol behind the I3D paper's numbers (``PROTOCOLS["i3d"]``):
+videos resampled to 25 fps before anything else (flow too: extract it with ``quovadis flow --fps 25``),
+short side 256, a random 224 crop (no multi-scale), horizontal flips, 64-frame training snippets, and at
+test time the whole video as ``ceil(T / 64)`` clips with their logits averaged; two-stream fusion sums the
+logits (``quovadis evaluate --fuse``, weights 1,1). Values layer as: defaults < preset < config file and
+``key=value`` overrides, so anything set explicitly wins over the preset.
+
+DEFAULTS THAT DEPART FROM THE I3D PROTOCOL (without ``protocol: i3d``), each marked "I3D:" below:
+``data.fps=None`` (clips on the video's own frames; I3D: 25), ``data.multiscale=True`` (TSN's multi-scale
+crops; I3D: a plain random crop) and ``data.test_clips=1`` (one centred clip; I3D: the whole video).
+
+``data.modality`` is ``rgb`` or ``flow``: the two streams train as two runs and are fused at evaluation
+(``both`` is refused when the config is loaded, with that recipe).
 """
 from __future__ import annotations
 
@@ -30,16 +45,21 @@ class DataConfig:
     annotations: str | None = None  # split files / CSV; default: format's usual place under root
     split: int = 1
     flow_root: str | None = None
-    modality: str = "rgb"  # rgb or flow (train the two streams as two runs, fuse at evaluation)
+    modality: str = "rgb"  # rgb or flow (train the two streams as two runs, fuse at evaluation; "both" refused)
+    classes: str | list | None = None  # class map (a file, one name per line, or a list); None: the training
+    # split's classes. The run's config.json records the list used, and evaluation numbers the test split by it.
+    val_fraction: float = 0.0  # hold this fraction of each class of the training list out for validation
+    val_list: str | None = None  # or a validation list: a CSV "path,label" (paths under root, label a class name)
+    # With neither, validation runs on the TEST split for monitoring only and no best checkpoint is chosen.
     clip_len: int = 64
     stride: int = 1
     size: int = 224
     short_side: int = 256
-    test_clips: int = 1
+    test_clips: int | str = 1  # clips per test video, or "all": ceil(T / clip span) covering it. I3D: "all"
     test_crops: int = 1  # 1 (centre) or 3 (three-crop)
-    fps: float | None = None  # retime videos before sampling (DeepMind's I3D: 25)
+    fps: float | None = None  # retime videos by timestamps before anything else; flow must match. I3D: 25
     flip: bool = True  # random horizontal flips (negating flow x); off when left/right is the label
-    multiscale: bool = True  # MultiScaleCrop (TSN) instead of a plain random crop
+    multiscale: bool = True  # MultiScaleCrop (TSN) instead of a plain random crop. I3D: False
     batch_size: int = 8
     workers: int | None = None  # loader processes per rank; None: this node's free cores / its ranks (max 16)
 
@@ -59,12 +79,14 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     out: str = "runs/train"
+    protocol: str | None = None  # a preset of PROTOCOLS ("i3d"), applied under the explicit settings
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     epochs: int = 10
     finetune: str = "full"  # "full" or "fixed" (only the head trains)
     freeze_bn: bool = False  # BatchNorm in eval mode with frozen statistics (small batches)
+    precise_bn: int = 0  # before each validation, recompute BatchNorm statistics on N training batches (0: off)
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast; fp16 uses a GradScaler)
     channels_last: bool = False
     accumulate: int = 1
@@ -79,6 +101,45 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+PROTOCOLS: dict[str, dict] = {
+    "i3d": {"data": {"fps": 25.0, "short_side": 256, "size": 224, "multiscale": False, "flip": True,
+                     "clip_len": 64, "stride": 1, "test_clips": "all", "test_crops": 1}},
+}
+TWO_RUN_RECIPE = ("train the two streams as two runs, e.g. `quovadis train --config c.yaml data.modality=rgb "
+                  "out=runs/rgb` and `... data.modality=flow data.flow_root=FLOW out=runs/flow`, then fuse them "
+                  "at evaluation: `quovadis evaluate --run runs/rgb --fuse runs/flow` (logits summed)")
+
+
+def validate(cfg: "TrainConfig") -> "TrainConfig":
+    """Refuse settings that would train something else than asked, naming the key and the fix."""
+    d = cfg.data
+    if d.modality == "both":
+        raise ValueError(f"data.modality='both' does not train both streams in one run; {TWO_RUN_RECIPE}")
+    if d.modality not in ("rgb", "flow"):
+        raise ValueError(f"data.modality must be 'rgb' or 'flow', got {d.modality!r}")
+    if cfg.protocol is not None and cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {cfg.protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
+    if not (d.test_clips == "all" or isinstance(d.test_clips, int) and d.test_clips >= 1):
+        raise ValueError(f"data.test_clips must be a positive integer or 'all', got {d.test_clips!r}")
+    if not 0 <= d.val_fraction < 1:
+        raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    if d.val_fraction and d.val_list:
+        raise ValueError("set data.val_fraction or data.val_list, not both")
+    if cfg.precise_bn < 0:
+        raise ValueError(f"precise_bn is a number of training batches (0: off), got {cfg.precise_bn}")
+    return cfg
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``, one level into the sections."""
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return base
 
 
 def _section_types():
@@ -101,7 +162,7 @@ def from_dict(data: dict) -> TrainConfig:
             kwargs[key] = cls(**value)
         else:
             kwargs[key] = value
-    return TrainConfig(**kwargs)
+    return validate(TrainConfig(**kwargs))
 
 
 def _parse_value(text: str):
@@ -127,7 +188,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConfig:
-    data = TrainConfig().to_dict()
+    """Defaults, then the ``protocol`` preset if one is named, then the file, then the overrides."""
+    loaded = {}
     if path:
         p = Path(path)
         if not p.is_file():
@@ -141,9 +203,11 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConf
             loaded = json.loads(p.read_text())
         else:
             raise ValueError(f"config {p}: use .yaml, .toml or .json")
-        for k, v in loaded.items():
-            if isinstance(v, dict) and isinstance(data.get(k), dict):
-                data[k].update(v)
-            else:
-                data[k] = v
-    return from_dict(apply_overrides(data, list(overrides)))
+    user = apply_overrides(loaded, list(overrides))
+    data = TrainConfig().to_dict()
+    protocol = user.get("protocol")
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
+        _merge(data, PROTOCOLS[protocol])
+    return from_dict(_merge(data, user))

@@ -23,15 +23,22 @@ def test_transform(cfg: TrainConfig):
     return T.Compose([T.ResizeShortSide(d.short_side), crop, T.Normalize()])
 
 
-def build_dataset(cfg: TrainConfig, subset: str, *, test_views: bool = False):
-    """``subset`` "train" or "test" of the configured format; test sets give multi-view samples only
-    when ``test_views`` (evaluation), else one centre view per video (validation during training)."""
+def build_dataset(cfg: TrainConfig, subset: str, *, test_views: bool = False, classes=None):
+    """``subset`` "train", "test" or "val" (``data.val_list``) of the configured format; test sets give
+    multi-view samples only when ``test_views`` (evaluation), else one centre view per video (validation
+    during training). ``classes``: the class list that numbers the labels (the training split's; None: the
+    split's own). Held-out validation (``data.val_fraction``) is built by ``zoo.train.splits``."""
     d = cfg.data
     train = subset == "train"
     common = dict(modality=d.modality, flow_root=d.flow_root, clip_len=d.clip_len, stride=d.stride, fps=d.fps,
-                  transform=train_transform(cfg) if train else test_transform(cfg),
+                  transform=train_transform(cfg) if train else test_transform(cfg), classes=classes,
+                  flow_short_side=d.short_side,
                   num_clips=1 if train or not test_views else d.test_clips, mode="train" if train else "test")
     fmt, root = d.format, Path(d.root)
+    if subset == "val":
+        if not d.val_list:
+            raise ValueError("a validation list needs data.val_list (a CSV path,label)")
+        return D.CSVVideoDataset(d.val_list, root=root, **common)
     if fmt == "ucf101":
         return D.UCF101(root, d.annotations, split=d.split, subset=subset, **common)
     if fmt == "hmdb51":
