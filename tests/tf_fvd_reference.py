@@ -10,7 +10,8 @@ Run as a script in its own process, so TensorFlow and PyTorch never share one:
 
     python tests/tf_fvd_reference.py WEIGHTS.safetensors OUT_DIR VIDEOS.npy [VIDEOS.npy ...] [--batch B]
 
-writes ``OUT_DIR/features_<i>.npy`` (N, 400) for each uint8 ``(N, T, H, W, 3)`` input, ``OUT_DIR/fvd.npy``
+writes ``OUT_DIR/features_<i>.npy`` (N, 400) for each uint8 ``(N, T, H, W, 3)`` .npy input (or .npz of
+``arr_0, arr_1, ...`` videos ``(T, H, W, 3)`` of any sizes), ``OUT_DIR/fvd.npy``
 (FVD between the first two inputs) and ``OUT_DIR/seconds.npy`` (preprocessing + network time per input).
 """
 import os
@@ -96,9 +97,14 @@ def main(argv):
     sess, videos, logits = build_pipeline(tf, weights)
     feats, seconds = [], []
     for i, path in enumerate(inputs):
-        arr = np.load(path)
+        if path.endswith(".npz"):  # videos of different sizes: arr_0, arr_1, ... each (T, H, W, 3), one at a time
+            with np.load(path) as z:
+                parts = [z[f"arr_{j}"][None] for j in range(len(z.files))]
+        else:
+            arr = np.load(path)
+            parts = [arr[j:j + batch] for j in range(0, len(arr), batch)]
         start = time.perf_counter()
-        f = np.concatenate([sess.run(logits, {videos: arr[j:j + batch]}) for j in range(0, len(arr), batch)])
+        f = np.concatenate([sess.run(logits, {videos: p}) for p in parts])
         seconds.append(time.perf_counter() - start)
         np.save(out_dir / f"features_{i}.npy", f)
         feats.append(f)

@@ -122,7 +122,7 @@ class FVDStats:
         except FVDError:
             raise
         except Exception as e:
-            raise FVDError(f"cannot read FVD statistics {path}: {e}") from e
+            raise FVDError(f"{path} is not an FVD statistics file (written by --save-stats): {e}") from e
         return cls(mu, sigma, int(meta["n"]), json.loads(meta["protocol"]))
 
 
@@ -216,6 +216,8 @@ class FVDResult:
     skipped_fake: list = field(default_factory=list)
     real_stats: FVDStats | None = None
     fake_stats: FVDStats | None = None
+    real_embeddings: "Embeddings | None" = None
+    fake_embeddings: "Embeddings | None" = None
 
     def to_dict(self) -> dict:
         return {"fvd": self.fvd, "num_real": self.num_real, "num_fake": self.num_fake, "frames": self.frames,
@@ -236,7 +238,7 @@ class FVDModel:
         from .inference import InferenceModel
         net = model if model is not None else zoo.load(MODEL, weights=weights)
         self.runner = InferenceModel(net, device=device, precision=precision, exact=exact)
-        self.weights_id = _weights_id(weights, net)
+        self.weights_id = _weights_id(weights, net if model is None else None)
 
     def describe(self) -> str:
         return self.runner.describe()
@@ -304,6 +306,9 @@ def embed_videos(src, model: FVDModel, *, frames: int = 16, stride: int = 1, num
     videos = _as_videos(src)
     if num_videos is not None and num_videos < 2:
         raise FVDError(f"--num-videos must be >= 2, got {num_videos}")
+    if len(videos) < 2:
+        raise FVDError(f"{name}: FVD needs at least 2 videos per side, {src if not hasattr(src, 'shape') else 'the array'}"
+                       f" holds {len(videos)}")
     indices = clip_indices(frames, stride)
     dataset = _Clips(videos, indices, SIZE)
     if workers is None:
@@ -370,20 +375,21 @@ def fvd(real, fake, *, frames: int = 16, stride: int = 1, num_videos: int | None
             sides.append(None)
     if model is None and any(s is None for s in sides):
         model = FVDModel(weights=weights, device=device, exact=exact, precision=precision)
-    skipped = [[], []]
-    for k, (src, label) in enumerate(zip((real, fake), ("REAL", "FAKE"))):
-        if sides[k] is None:
-            sides[k], skipped[k] = compute_stats(src, model, frames=frames, stride=stride, num_videos=num_videos,
-                                                 batch_size=batch_size, workers=workers, on_error=on_error,
-                                                 name=label, progress=progress)
-    if model is not None:  # a stats file must match the protocol of this run
+    if model is not None:  # a stats file must match the protocol of this run: check before any embedding
         expected = protocol_for(model, frames, stride)
         for s, label in zip(sides, ("REAL", "FAKE")):
-            check_protocols(s.protocol, expected, (f"{label} stats", "this run"))
+            if s is not None:
+                check_protocols(s.protocol, expected, (f"{label} stats", "this run"))
+    skipped, embeddings = [[], []], [None, None]
+    for k, (src, label) in enumerate(zip((real, fake), ("REAL", "FAKE"))):
+        if sides[k] is None:
+            emb = embed_videos(src, model, frames=frames, stride=stride, num_videos=num_videos, batch_size=batch_size,
+                               workers=workers, on_error=on_error, name=label, progress=progress)
+            sides[k], skipped[k], embeddings[k] = FVDStats.from_features(emb.features, emb.protocol), emb.skipped, emb
     check_protocols(sides[0].protocol, sides[1].protocol)
     value = frechet_distance(sides[0].mu, sides[0].sigma, sides[1].mu, sides[1].sigma)
     if not math.isfinite(value):
         raise FVDError(f"FVD is {value}; the statistics hold non-finite values")
     proto = sides[0].protocol
     return FVDResult(value, sides[0].n, sides[1].n, proto.get("frames", frames), proto.get("stride", stride), proto,
-                     skipped[0], skipped[1], sides[0], sides[1])
+                     skipped[0], skipped[1], sides[0], sides[1], embeddings[0], embeddings[1])

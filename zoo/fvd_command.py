@@ -27,6 +27,8 @@ def add_fvd_parser(sub) -> None:
                    help="unreadable or too-short videos: stop (default) or skip them, named and counted")
     p.add_argument("--save-stats", default=None, metavar="FILE",
                    help="save REAL's statistics to FILE (FAKE's to FILE with .fake before the suffix)")
+    p.add_argument("--save-features", default=None, metavar="FILE.npz",
+                   help="save each video's embedding: real, fake (N, 400) and real_names, fake_names")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_fvd)
 
@@ -52,6 +54,17 @@ def cmd_fvd(args) -> int:
         out = Path(args.save_stats)
         result.real_stats.save(out)
         result.fake_stats.save(out.with_name(out.stem + ".fake" + (out.suffix or ".safetensors")))
+    if args.save_features:
+        import numpy as np
+
+        from inflate.atomic import atomic_path
+        arrays = {}
+        for side, emb in (("real", result.real_embeddings), ("fake", result.fake_embeddings)):
+            if emb is not None:
+                arrays[side], arrays[f"{side}_names"] = emb.features.numpy(), np.asarray(emb.names)
+        with atomic_path(Path(args.save_features)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
