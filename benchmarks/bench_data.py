@@ -7,9 +7,12 @@ every 2 s as in typical web video) to a temp folder, then measures clips per sec
   conversion of wanted frames only) and with torchcodec when usable, against the naive full decode;
 * the whole pipeline (FolderVideoDataset -> ResizeShortSide 256 -> MultiScaleCrop 224 -> flip ->
   [-1, 1]) through a DataLoader with 1 and 2 workers, against a baseline in the same run that decodes the
-  FULL video with PyAV and then samples the clip (same transform, same loader).
+  FULL video with PyAV and then samples the clip (same transform, same loader);
+* the training harness's batches: bytes per batch and clips/s with RGB normalised to float32 in the
+  workers (before) against uint8 batches normalised after the copy (after), in the same run.
 
     python benchmarks/bench_data.py [--videos 4] [--clips 24] [--gop 50] [--rounds 5] [--loader-rounds 2]
+    python benchmarks/bench_data.py --only-batches [--batch 4] [--batch-workers 2]
 """
 from __future__ import annotations
 
@@ -106,6 +109,9 @@ def main(argv=None) -> None:
     p.add_argument("--gop", type=int, default=50)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--loader-rounds", type=int, default=2)
+    p.add_argument("--batch", type=int, default=4, help="clips per batch in the uint8-vs-float32 comparison")
+    p.add_argument("--batch-workers", type=int, default=2)
+    p.add_argument("--only-batches", action="store_true", help="run only the uint8-vs-float32 comparison")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     L = args.clip_len
@@ -119,6 +125,9 @@ def main(argv=None) -> None:
         print(f"{len(files)} videos of {n} frames, {fps:g} fps, {w}x{h}, keyframe every {args.gop} frames; "
               f"{args.clips} clips of {L} frames; {os.cpu_count()} cores; torch {torch.__version__}\n")
 
+        if args.only_batches:
+            uint8_vs_float(files, root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
+            return
         rng = np.random.default_rng(0)
         jobs = [(files[rng.integers(len(files))], int(rng.integers(0, n - L + 1))) for _ in range(args.clips)]
         methods = {"PyAV, naive full decode then sample (baseline)": lambda f, s, L: decode.read_all_frames(f)}
@@ -152,6 +161,53 @@ def main(argv=None) -> None:
             base = float(np.median(rates[next(iter(rates))]))
             for name, r in rates.items():
                 print(f"| {name} | {workers} | {np.median(r):.2f} | {np.median(r) / base:.2f}x |")
+
+        uint8_vs_float(files, root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
+
+def batch_rate(ds, clips: int, workers: int, batch: int, to_input) -> tuple[float, int]:
+    """Clips/s of batches from a persistent-worker loader through ``to_input`` (what reaches the model),
+    and the bytes of one batch as the loader hands it over (what crosses worker memory and the PCIe bus)."""
+    n_batches = max(2, clips // batch)
+    sampler = RandomSampler(ds, replacement=True, num_samples=(n_batches + 2 * workers) * batch,
+                            generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers, prefetch_factor=2,
+                        persistent_workers=True)
+    it = iter(loader)
+    first = next(it)["rgb"]
+    for _ in range(2 * workers - 1):  # warm up: workers started, first batches in flight
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for b in it:
+        to_input(b["rgb"])
+        n += len(b["rgb"])
+    return n / (time.perf_counter() - t0), first.numel() * first.element_size()
+
+
+def uint8_vs_float(files, root, L: int, clips: int, rounds: int, batch: int, workers: int) -> None:
+    """The training harness's loader before (RGB normalised to float32 in the workers) and after (uint8
+    batches, normalised where the model runs: ``zoo.train.loop.to_model_input``, on the CPU here)."""
+    from zoo.data import transforms as T
+    from zoo.train.data import NormalizeFlowOnly
+    from zoo.train.loop import to_model_input
+    steps = [T.ResizeShortSide(256), T.MultiScaleCrop(224), T.RandomHorizontalFlip()]
+    variants = {"float32 batches, normalised in the workers (before)": (T.Compose(steps + [T.Normalize()]),
+                                                                        lambda x: x),
+                "uint8 batches, normalised after the copy (after)": (T.Compose(steps + [NormalizeFlowOnly()]),
+                                                                     lambda x: to_model_input(x, False))}
+    rates = {name: [] for name in variants}
+    sizes = {}
+    for _ in range(rounds):  # interleaved
+        for name, (transform, to_input) in variants.items():
+            ds = FolderVideoDataset(root, clip_len=L, transform=transform)
+            r, sizes[name] = batch_rate(ds, clips, workers, batch, to_input)
+            rates[name].append(r)
+    print(f"\n| loader to model input, batches of {batch}x3x{L}x224x224, {workers} persistent workers (median of "
+          f"{rounds}) | MB per batch | clips/s | vs before |\n|---|---:|---:|---:|")
+    base = float(np.median(rates[next(iter(rates))]))
+    for name, r in rates.items():
+        print(f"| {name} | {sizes[name] / 1e6:.1f} | {np.median(r):.2f} | {np.median(r) / base:.2f}x |")
+
 
 if __name__ == "__main__":
     main()

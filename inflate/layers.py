@@ -9,6 +9,8 @@ regrouping is a free view.
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,12 +21,33 @@ from .policy import TemporalSpec
 
 
 class ClipState:
-    """The clip's batch size, shared by the root model and all its inflated layers."""
+    """The clip's batch size, shared by the root model and all its inflated layers.
 
-    __slots__ = ("batch",)
+    Kept per thread: two threads calling one model with different batch sizes, or the replicas of
+    ``nn.DataParallel`` (which share this object, and run one thread each), never read each other's
+    value. A thread that never set it (autograd's worker thread recomputing a checkpointed forward)
+    reads the value set last by any thread."""
+
+    __slots__ = ("_local", "_last")
 
     def __init__(self):
-        self.batch: int | None = None
+        self._local = threading.local()
+        self._last: int | None = None
+
+    @property
+    def batch(self) -> int | None:
+        return getattr(self._local, "batch", self._last)
+
+    @batch.setter
+    def batch(self, value: int | None) -> None:
+        self._local.batch = value
+        self._last = value
+
+    def __getstate__(self):  # pickling / deepcopy: a fresh state (thread-locals do not travel)
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
 
 
 def frames_to_clip(x: torch.Tensor, batch: int, where: str) -> torch.Tensor:

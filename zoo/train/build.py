@@ -26,12 +26,42 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
             model.reset_classifier(num_classes)
         return model
     import zoo
-    model = zoo.load(m.name, weights=m.weights, pretrained=m.pretrained)
-    if getattr(model, "in_channels", in_ch) != in_ch:
-        raise ValueError(f"model {m.name} takes {model.in_channels} input channels but data.modality="
+    entry = zoo.info(m.name)
+    if entry.arch == "two_stream_i3d":
+        raise ValueError(f"{m.name} is two-stream: train each stream as its own run ({', '.join(entry.components)}"
+                         f" with data.modality=rgb and flow) and fuse them with quovadis evaluate --fuse")
+    if entry.in_channels != in_ch:
+        raise ValueError(f"model {m.name} takes {entry.in_channels} input channels but data.modality="
                          f"{cfg.data.modality!r} gives {in_ch}; use a {cfg.data.modality} model")
-    model.replace_logits(num_classes, dropout=m.dropout)
+    model = zoo.load(m.name, weights=m.weights, pretrained=m.pretrained)
+    return replace_head(model, num_classes, m.dropout)
+
+
+def replace_head(model: nn.Module, num_classes: int, dropout: float | None) -> nn.Module:
+    """A fresh ``num_classes`` head: I3D's ``replace_logits``, or an inflated model's ``reset_classifier``
+    (timm's dropout before the head set to ``dropout`` where the 2D network has one)."""
+    if hasattr(model, "replace_logits"):
+        return model.replace_logits(num_classes, dropout=dropout)
+    if not hasattr(model, "reset_classifier"):
+        raise TypeError(f"{type(model).__name__} has neither replace_logits nor reset_classifier; cannot give it "
+                        f"a {num_classes}-class head")
+    model.reset_classifier(num_classes)
+    net = getattr(model, "net", model)
+    drop_auxiliary_heads(net)
+    if dropout is not None and hasattr(net, "drop_rate"):
+        net.drop_rate = dropout
+    model.train()
     return model
+
+
+def drop_auxiliary_heads(net: nn.Module) -> None:
+    """torchvision's GoogLeNet and Inception-v3 return (logits, aux...) in train mode; fine-tuning uses the
+    main head only, so their auxiliary classifiers are removed (no unused parameters under DDP)."""
+    if getattr(net, "aux_logits", False):
+        net.aux_logits = False
+        for name in ("aux1", "aux2", "AuxLogits"):
+            if getattr(net, name, None) is not None:
+                setattr(net, name, None)
 
 
 def head_modules(model: nn.Module) -> list[nn.Module]:

@@ -25,20 +25,31 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from torch.utils.data import DataLoader
+    """Evaluate one run (or several, fused late). Under ``torchrun`` each rank evaluates its share of the
+    videos (DistributedSampler; duplicates from its padding removed) and only rank 0 writes and prints.
+    Weights come from the run's safetensors file, so a shared run folder never runs code on load."""
+    from .distributed import init_world, shutdown
+    from .reproducibility import configure_backends
 
+    configure_backends(False, cuda=torch.cuda.is_available())
+    world = init_world("auto")
+    try:
+        return _evaluate_runs(args, world)
+    finally:
+        shutdown(world)
+
+
+def _evaluate_runs(args, world) -> int:
     from .build import build_model
-    from .checkpoint import BEST, LAST
+    from .checkpoint import load_run_weights
     from .config import from_dict
     from .data import build_dataset
-    from .distributed import init_world
-    from .loop import evaluate
+    from .loop import evaluate, make_loader
     from .metrics import fuse, save_confusion_png, summarize
     from zoo.data.datasets import collate_skip_corrupt
 
     runs = [Path(args.run)] + [Path(r) for r in args.fuse]
     preds = []
-    world = init_world("auto")
     for run in runs:
         cfg_path = run / "config.json"
         if not cfg_path.is_file():
@@ -47,20 +58,23 @@ def cmd_evaluate(args) -> int:
         cfg.data.test_clips = args.clips or cfg.data.test_clips
         cfg.data.test_crops = args.crops or cfg.data.test_crops
         cfg.model.pretrained = False
+        weights, _, _ = load_run_weights(run, "best" if (run / "best.safetensors").is_file() else "last")
         dataset = build_dataset(cfg, "test", test_views=True)
-        ckpt = run / BEST if (run / BEST).exists() else run / LAST
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model = build_model(cfg, len(dataset.classes))
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
         model.to(world.device)
-        loader = DataLoader(dataset, batch_size=args.batch_size or cfg.data.batch_size, shuffle=False,
-                            num_workers=cfg.data.workers, collate_fn=collate_skip_corrupt)
+        loader, _ = make_loader(dataset, world, cfg, False, collate_skip_corrupt,
+                                args.batch_size or cfg.data.batch_size)
         metrics, p = evaluate(model, loader, cfg, world, dataset.classes)
+        preds.append((p, dataset.classes))
+        if not world.is_main:
+            continue
         torch.save(p, run / "test_predictions.pt")
         print(f"{run}: {cfg.data.modality}, {cfg.data.test_clips} clip(s) x {cfg.data.test_crops} crop(s): "
               f"top1 {metrics['top1']:.2f}%  top5 {metrics['top5']:.2f}%  mean-class {metrics['mean_class_acc']:.2f}%"
               f"  ({metrics['num_videos']} videos, {metrics['skipped']} skipped)")
-        preds.append((p, dataset.classes))
+    if not world.is_main:
+        return 0
     classes = preds[0][1]
     if len(runs) > 1:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(runs)

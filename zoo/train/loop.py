@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
                     set_train_mode)
-from .checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import BEST_WEIGHTS, LAST, load_checkpoint, save_checkpoint, save_weights
 from .config import TrainConfig
-from .distributed import World, all_gather_objects, all_reduce_sum, barrier, init_world, shutdown
+from .distributed import (World, all_gather_objects, all_reduce_sum, any_rank, barrier, init_world,
+                          local_world_size, shutdown)
+from .reproducibility import configure_backends, rank_seed, restore_rank_rng, rng_state, seed_all
 from .logs import RunLog
 from .metrics import save_confusion_png, summarize
 
@@ -30,7 +33,9 @@ class TrainingDiverged(RuntimeError):
 
 class SeededSamples(Dataset):
     """Each sample's augmentation randomness depends only on (seed, epoch, index), so a resumed run draws
-    exactly what an uninterrupted one would, whatever worker or position the sample lands on."""
+    exactly what an uninterrupted one would, whatever worker or position the sample lands on. The epoch
+    travels with the index (``dataset[(epoch, index)]``, from :class:`ResumableSampler`), so persistent
+    loader workers, which hold their own copy of this object, see each new epoch."""
 
     def __init__(self, dataset: Dataset, seed: int):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
@@ -38,8 +43,9 @@ class SeededSamples(Dataset):
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, index):
-        s = (self.seed * 1_000_003 + self.epoch * 100_003 + int(index)) % (2 ** 62)
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        s = (self.seed * 1_000_003 + epoch * 100_003 + int(index)) % (2 ** 62)
         py, npy = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
@@ -50,19 +56,21 @@ class SeededSamples(Dataset):
 
 
 class ResumableSampler(Sampler):
-    """A DistributedSampler (also for one process) that can start an epoch at a given batch."""
+    """A DistributedSampler (also for one process) that can start an epoch at a given batch; with
+    ``with_epoch`` it yields ``(epoch, index)`` pairs for :class:`SeededSamples`."""
 
-    def __init__(self, n: int, world: World, seed: int, shuffle: bool, batch_size: int):
+    def __init__(self, n: int, world: World, seed: int, shuffle: bool, batch_size: int, with_epoch: bool = False):
         self.base = DistributedSampler(range(n), num_replicas=world.world_size, rank=world.rank, shuffle=shuffle,
                                        seed=seed, drop_last=False)
-        self.batch_size, self.start_batch = batch_size, 0
+        self.batch_size, self.start_batch, self.epoch, self.with_epoch = batch_size, 0, 0, with_epoch
 
     def set_epoch(self, epoch: int, start_batch: int = 0):
         self.base.set_epoch(epoch)
-        self.start_batch = start_batch
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __iter__(self):
-        return iter(list(self.base)[self.start_batch * self.batch_size:])
+        indices = list(self.base)[self.start_batch * self.batch_size:]
+        return iter([(self.epoch, i) for i in indices] if self.with_epoch else indices)
 
     def __len__(self):
         return max(0, len(self.base) - self.start_batch * self.batch_size)
@@ -70,24 +78,33 @@ class ResumableSampler(Sampler):
 
 @dataclass
 class Batch:
-    x: torch.Tensor
-    y: torch.Tensor
+    x: torch.Tensor | None  # None when every sample of the batch was a corrupt video
+    y: torch.Tensor  # labels on the device
+    labels: torch.Tensor  # the same on the CPU (no device sync to read them)
     index: torch.Tensor
     paths: list
     skipped: int
 
 
-def to_batch(raw, modality: str, cfg: TrainConfig, device: torch.device) -> Batch:
-    """A collated batch as tensors on ``device`` (channels-last when configured); ``x`` is empty when every
-    sample of the batch was a corrupt video."""
+def to_batch(raw, modality: str, device: torch.device) -> Batch:
+    """A collated batch with ``x`` and ``y`` copied to ``device`` (asynchronously from pinned memory);
+    ``x`` keeps the loader's dtype (uint8 RGB): :func:`to_model_input` scales it on the device."""
     skipped = len(raw.get("skipped", ())) if isinstance(raw, dict) else 0
     if modality not in raw or len(raw["label"]) == 0:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0), [], skipped)
-    x = raw[modality].to(device, non_blocking=True)
-    if cfg.channels_last and x.dim() == 5:
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-    return Batch(x, torch.as_tensor(raw["label"]).long().to(device, non_blocking=True),
+        return Batch(None, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), torch.empty(0), [],
+                     skipped)
+    labels = torch.as_tensor(raw["label"]).long()
+    return Batch(raw[modality].to(device, non_blocking=True), labels.to(device, non_blocking=True), labels,
                  torch.as_tensor(raw.get("index", [])), list(raw.get("path", [])), skipped)
+
+
+def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 RGB -> float in [-1, 1] (on whatever device ``x`` is); channels-last-3d when configured."""
+    if x.dtype == torch.uint8:
+        x = x.float().div_(127.5).sub_(1.0)
+    if channels_last and x.dim() == 5:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    return x
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -97,57 +114,99 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _forward_views(model, x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, T, H, W)`` or multi-view ``(B, V, C, T, H, W)`` -> logits ``(B, K)`` averaged over views."""
+def forward_views(model, x: torch.Tensor, channels_last: bool = False, max_clips: int | None = None) -> torch.Tensor:
+    """``(B, C, T, H, W)`` or multi-view ``(B, V, C, T, H, W)`` -> logits ``(B, K)`` averaged over views.
+    The ``B * V`` views go through the model ``max_clips`` at a time (all at once when None)."""
     if x.dim() == 6:
         b, v = x.shape[:2]
-        return model(x.flatten(0, 1)).float().view(b, v, -1).mean(1)
-    return model(x).float()
+        views = x.flatten(0, 1)
+        chunks = views.split(max_clips) if max_clips else (views,)
+        logits = torch.cat([model(to_model_input(c, channels_last)).float() for c in chunks])
+        return logits.view(b, v, -1).mean(1)
+    return model(to_model_input(x, channels_last)).float()
 
 
-def make_loader(dataset, world, cfg, shuffle, collate_fn, batch_size):
-    sampler = ResumableSampler(len(dataset), world, cfg.seed, shuffle, batch_size)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=cfg.data.workers,
-                        collate_fn=collate_fn, drop_last=shuffle, pin_memory=world.device.type == "cuda",
-                        persistent_workers=False)
+def default_workers() -> int:
+    """Loader workers per rank: this node's usable cores shared among its ranks, one left for the rank's
+    main process, at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores // max(1, local_world_size()) - 1))
+
+
+def make_loader(dataset, world, cfg, shuffle, collate_fn, batch_size, with_epoch=False):
+    """A loader over this rank's share: persistent workers (not restarted each epoch or evaluation),
+    pinned memory on CUDA, and a :class:`ResumableSampler`."""
+    workers = default_workers() if cfg.data.workers is None else int(cfg.data.workers)
+    sampler = ResumableSampler(len(dataset), world, cfg.seed, shuffle, batch_size, with_epoch)
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        collate_fn=collate_fn, drop_last=shuffle, pin_memory=world.device.type == "cuda", **extra)
     return loader, sampler
 
 
 @torch.no_grad()
-def evaluate(model, loader, cfg: TrainConfig, world: World, class_names=None) -> tuple[dict, dict]:
-    """Top-1/top-5/mean class accuracy over every video (multi-view averaged), gathered across ranks."""
+def evaluate(model, loader, cfg: TrainConfig, world: World, class_names=None, max_clips: int | None = None
+             ) -> tuple[dict, dict]:
+    """Top-1/top-5/mean class accuracy and loss over every video (multi-view averaged), gathered across ranks
+    with the sampler's padding duplicates removed. Logits stay on the device until one copy at the end;
+    views go through the model ``max_clips`` at a time (default ``cfg.data.batch_size``). Pass the bare
+    model, not DDP: evaluation runs no collective per batch, so ranks may hold different batch counts."""
     model.eval()
-    rows, loss_sum, n, skipped = [], 0.0, 0, 0
+    max_clips = max_clips or cfg.data.batch_size
+    parts, labels, indices, paths, skipped = [], [], [], [], 0
     for raw in loader:
-        batch = to_batch(raw, cfg.data.modality, cfg, world.device)
+        batch = to_batch(raw, cfg.data.modality, world.device)
         skipped += batch.skipped
-        if len(batch.y) == 0:
+        if batch.x is None:
             continue
         with _autocast(cfg, world.device):
-            logits = _forward_views(model, batch.x)
-        loss_sum += F.cross_entropy(logits, batch.y, reduction="sum").item()
-        n += len(batch.y)
-        for i in range(len(batch.y)):
-            rows.append((int(batch.index[i]) if len(batch.index) else len(rows), batch.paths[i] if batch.paths else "",
-                         int(batch.y[i]), logits[i].cpu()))
-    gathered = [r for part in all_gather_objects(rows, world) for r in part]
+            parts.append(forward_views(model, batch.x, cfg.channels_last, max_clips))
+        k = len(batch.labels)
+        labels += batch.labels.tolist()
+        indices += batch.index.tolist() if len(batch.index) else list(range(len(indices), len(indices) + k))
+        paths += batch.paths or [""] * k
+    logits = torch.cat(parts).cpu() if parts else torch.zeros(0, 0)  # the one device sync
     unique = {}
-    for idx, path, label, logit in gathered:  # DistributedSampler pads with repeats: keep one per video
-        unique.setdefault(idx, (path, label, logit))
+    for idx, pth, lab, lg in all_gather_objects((indices, paths, labels, logits), world):
+        for j, i in enumerate(idx):  # DistributedSampler pads with repeats: keep one per video
+            unique.setdefault(i, (pth[j], lab[j], lg[j]))
     order = sorted(unique)
-    preds = {"paths": [unique[i][0] for i in order], "labels": torch.tensor([unique[i][1] for i in order]),
+    preds = {"paths": [unique[i][0] for i in order], "labels": torch.tensor([unique[i][1] for i in order],
+                                                                             dtype=torch.long),
              "logits": torch.stack([unique[i][2] for i in order]) if order else torch.zeros(0, 1)}
-    totals = all_reduce_sum(torch.tensor([loss_sum, float(n), float(skipped)]), world)
     metrics = summarize(preds["logits"], preds["labels"], class_names) if order else {}
-    metrics["loss"] = (totals[0] / totals[1].clamp_min(1)).item()
-    metrics["skipped"] = int(totals[2])
+    metrics["loss"] = F.cross_entropy(preds["logits"], preds["labels"]).item() if order else float("nan")
+    metrics["skipped"] = int(all_reduce_sum(torch.tensor([skipped]), world)[0])
     return metrics, preds
+
+
+def _wants_cuda(cfg: TrainConfig, world: World | None) -> bool:
+    if world is not None:
+        return world.device.type == "cuda"
+    return cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
 
 
 def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=None, *, resume=None,
           collate_fn=None, world: World | None = None) -> dict:
-    """Train ``cfg`` on the given datasets; returns the final metrics. See ``quovadis train --help``."""
+    """Train ``cfg`` on the given datasets; returns the final metrics. See ``quovadis train --help``.
+
+    Under torchrun (``world`` None and torchrun's variables set) it starts the process group and ends it
+    on return. The step loop syncs the host with the device once per ``cfg.log_every`` micro-batches (the
+    non-finite-loss check and the progress bar), plus at checkpoints and at the end of each epoch."""
+    configure_backends(cfg.deterministic, cuda=_wants_cuda(cfg, world))  # before the first CUDA call
+    own_world = world is None
     world = world or init_world(cfg.device)
+    try:
+        return _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn, world)
+    finally:
+        if own_world:
+            shutdown(world)
+
+
+def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn, world: World) -> dict:
     out = Path(cfg.out)
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -160,10 +219,7 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
     elif (out / LAST).exists():
         raise FileExistsError(f"{out} already holds a run ({out / LAST}). Pass --resume to continue it, or choose "
                               "another --out; a checkpoint is never picked up silently.")
-    random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark = False
+    seed_all(cfg.seed)  # the same initial model on every rank (DDP broadcasts rank 0's anyway)
 
     model = build_model(cfg, num_classes)
     apply_finetune_mode(model, cfg.finetune)
@@ -174,7 +230,7 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
         model = model.to_channels_last() if hasattr(model, "to_channels_last") else model.to(
             memory_format=torch.channels_last_3d)
     seeded = SeededSamples(train_set, cfg.seed)
-    loader, sampler = make_loader(seeded, world, cfg, True, collate_fn, cfg.data.batch_size)
+    loader, sampler = make_loader(seeded, world, cfg, True, collate_fn, cfg.data.batch_size, with_epoch=True)
     val_loader, _ = make_loader(val_set, world, cfg, False, collate_fn, cfg.data.batch_size) if val_set else (None, None)
     steps_per_epoch = max(1, len(loader) // cfg.accumulate)
     optimizer = build_optimizer(cfg, params)
@@ -186,7 +242,10 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state["scaler"]:
             scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        restore_rank_rng(state["rng"], rank=world.rank, world_size=world.world_size, seed=cfg.seed,
+                         step=global_step, device=world.device)
+    else:
+        seed_all(rank_seed(cfg.seed, world.rank))  # each rank its own dropout masks
     net = model
     if world.distributed:
         net = nn.parallel.DistributedDataParallel(
@@ -197,15 +256,18 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
     best = max((r.get("val_top1") or 0 for r in log.rows), default=0.0)
     final: dict = {}
     config_dict = cfg.to_dict()
+    log_every = max(1, int(cfg.log_every))
 
-    def checkpoint(epoch, step_in_epoch, metrics, name=LAST):
-        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
+    def checkpoint(epoch, step_in_epoch, metrics):
+        finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+        if not bool(finite):  # never overwrite a good checkpoint (weights are equal on every rank)
             raise TrainingDiverged(f"the weights became non-finite at epoch {epoch + 1}; stopped without "
                                    f"overwriting {out / LAST}. Lower optim.lr or use precision=fp32.")
+        rng = {"world_size": world.world_size, "ranks": all_gather_objects(rng_state(world.device), world)}
         if world.is_main:
-            save_checkpoint(out / name, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            save_checkpoint(out / LAST, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                             epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
-                            config=config_dict, metrics=metrics)
+                            config=config_dict, metrics=metrics, rng=rng)
         barrier(world)
 
     try:
@@ -214,50 +276,68 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
             sampler.set_epoch(epoch, first)
             seeded.epoch = epoch
             set_train_mode(model, True, frozen)
-            t0, seen, loss_sum, correct, skipped = time.perf_counter(), 0, 0.0, 0, 0
+            t0, seen, skipped, checked = time.perf_counter(), 0, 0, first
+            stats = torch.zeros(3, device=world.device)  # loss sum, correct, non-finite losses: on the device
+
+            def sync_stats(upto: int) -> list:
+                """The one host sync of a logging interval: sums over ranks; stops a diverged run."""
+                nonlocal checked
+                totals = all_reduce_sum(stats, world).tolist()
+                if totals[2] > 0:
+                    raise TrainingDiverged(
+                        f"loss became NaN or infinite at epoch {epoch + 1}, within batches {checked + 1}-{upto} "
+                        f"(checked every log_every={log_every}); stopped. The last good checkpoint is kept at "
+                        f"{out / LAST}. Lower optim.lr, add warmup, or use precision=fp32, then --resume "
+                        f"{out / LAST}.")
+                checked = upto
+                return totals
+
             progress = _progress(loader, world, cfg, epoch)
             optimizer.zero_grad(set_to_none=True)
+            done = first
             for i, raw in enumerate(progress, start=first):
-                batch = to_batch(raw, cfg.data.modality, cfg, world.device)
+                done = i + 1
+                batch = to_batch(raw, cfg.data.modality, world.device)
                 skipped += batch.skipped
-                if len(batch.y) == 0:
-                    continue
-                x, y = batch.x, batch.y
-                with _autocast(cfg, world.device):
-                    logits = net(x).float()
-                loss = F.cross_entropy(logits, y)
-                bad = all_reduce_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0]), world)
-                if bad.item() > 0:
-                    raise TrainingDiverged(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; stopped. The last good "
-                        f"checkpoint is kept at {out / LAST}. Lower optim.lr, add warmup, or use precision=fp32, "
-                        f"then --resume {out / LAST}.")
-                (scaler.scale(loss / cfg.accumulate) if scaler else loss / cfg.accumulate).backward()
-                if (i + 1) % cfg.accumulate == 0:
-                    if scaler:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    scheduler.step()
-                    global_step += 1
-                    if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                        checkpoint(epoch, i + 1, {})
-                seen += len(y)
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.argmax(-1) == y).sum())
-                if hasattr(progress, "set_postfix"):
-                    dt = time.perf_counter() - t0
-                    progress.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                                         clips_s=f"{seen * world.world_size / max(dt, 1e-9):.1f}")
-            totals = all_reduce_sum(torch.tensor([loss_sum, float(seen), float(correct), float(skipped)]), world)
+                if not any_rank(batch.x is None, world):  # all ranks skip an empty batch together
+                    stepping = (i + 1) % cfg.accumulate == 0
+                    sync = contextlib.nullcontext() if stepping or not world.distributed else net.no_sync()
+                    with sync:  # micro-batches that do not step accumulate locally, without an all-reduce
+                        with _autocast(cfg, world.device):
+                            logits = net(to_model_input(batch.x, cfg.channels_last)).float()
+                        loss = F.cross_entropy(logits, batch.y)
+                        (scaler.scale(loss / cfg.accumulate) if scaler else loss / cfg.accumulate).backward()
+                    with torch.no_grad():
+                        stats += torch.stack([loss.detach() * len(batch.y),
+                                              (logits.argmax(-1) == batch.y).sum().float(),
+                                              (~torch.isfinite(loss.detach())).float()])
+                    seen += len(batch.y)
+                    if stepping:
+                        if scaler:
+                            scaler.step(optimizer)
+                            scaler.update()
+                        else:
+                            optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        scheduler.step()
+                        global_step += 1
+                        if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                            sync_stats(i + 1)
+                            checkpoint(epoch, i + 1, {})
+                if (i + 1) % log_every == 0:
+                    totals = sync_stats(i + 1)
+                    if hasattr(progress, "set_postfix"):
+                        dt = time.perf_counter() - t0
+                        progress.set_postfix(loss=f"{totals[0] / max(1, seen * world.world_size):.3f}",
+                                             lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                                             clips_s=f"{seen * world.world_size / max(dt, 1e-9):.1f}")
+            loss_sum, correct, _ = sync_stats(done)
+            n, skipped = all_reduce_sum(torch.tensor([seen, skipped], dtype=torch.float64), world).tolist()
             seconds = time.perf_counter() - t0
-            row = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[1].clamp_min(1)).item(),
-                   "train_top1": (100 * totals[2] / totals[1].clamp_min(1)).item(), "lr": scheduler.get_last_lr()[0],
-                   "clips_per_s": totals[1].item() / max(seconds, 1e-9), "skipped": int(totals[3])}
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_top1": 100 * correct / max(n, 1),
+                   "lr": scheduler.get_last_lr()[0], "clips_per_s": n / max(seconds, 1e-9), "skipped": int(skipped)}
             if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-                metrics, preds = evaluate(net, val_loader, cfg, world, class_names)
+                metrics, preds = evaluate(model, val_loader, cfg, world, class_names)
                 row.update(val_loss=metrics["loss"], val_top1=metrics.get("top1"), val_top5=metrics.get("top5"),
                            val_mean_class_acc=metrics.get("mean_class_acc"))
                 row["skipped"] += metrics["skipped"]
@@ -267,7 +347,7 @@ def train(cfg: TrainConfig, train_set, val_set, num_classes: int, class_names=No
             checkpoint(epoch + 1, 0, row)
             if row.get("val_top1") is not None and row["val_top1"] >= best and world.is_main:
                 best = row["val_top1"]
-                torch.save({"model": model.state_dict(), "config": config_dict, "metrics": row}, out / BEST)
+                save_weights(out / BEST_WEIGHTS, model, epoch=epoch + 1, config=config_dict, metrics=row)
             log.epoch(row)
             if world.is_main:
                 print(_summary_line(row, cfg.epochs, seconds), flush=True)
