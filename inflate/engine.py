@@ -103,7 +103,9 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         time_padding: ``"replicate"`` (default; keeps the boring-video law at the clip's edges for every
             init), ``"zeros"`` (gives it up at the edges unless ``init="center"``) or ``"circular"``.
         causal: put all temporal padding in front, so no output step sees a later frame (not with ``"circular"``).
-        source: how to rebuild ``model_2d`` (set by ``from_timm``/``from_torchvision``), kept in ``config``.
+        source: how to rebuild ``model_2d``, kept in ``config``. By default it is found from the model: a timm
+            model's ``pretrained_cfg``, the torchvision builder that gives its shapes, else its class (then
+            :func:`inflate.load` needs ``model_2d=``). See :mod:`inflate.sources`.
         probe: when the model states its input size (timm, torchvision via ``source``), run it once on two
             images to find convs and pools that see another batch than the frames' (e.g. attention pooling over
             ``B * heads``, as in MViTv2); those stay per-frame and are listed in ``config["kept_per_frame"]``.
@@ -123,6 +125,9 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
     if not layers:
         raise PolicyError(f"{type(model_2d).__name__} has no Conv2d, MaxPool2d or AvgPool2d layer to inflate")
     policy = resolve_policy(policy, time_kernel, [info for info, _ in layers])
+    if source is None:
+        from .sources import source_of  # sources -> builders -> engine
+        source = source_of(model_2d)
     shape = input_shape(model_2d, source) if probe else None
     multipliers = frame_batch_multipliers(net, layers, shape) if shape else {}
     clip = ClipState()
@@ -159,7 +164,7 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
     in_chans = getattr(model_2d, "in_chans", None) or (shape[0] if shape else None) or (
         None if hasattr(model_2d, "pretrained_cfg") else getattr(first_conv, "in_channels", None))
     config = {
-        "source": source or {"kind": "module", "class": f"{type(model_2d).__module__}.{type(model_2d).__qualname__}"},
+        "source": source,
         "policy": policy.to_dict(),
         "init": init,
         "time_padding": time_padding,

