@@ -26,6 +26,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_i3d.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_flow.py
+	$(BIN)/python benchmarks/bench_release.py
 
 sweep: venv
 	$(BIN)/python benchmarks/sweep.py
