@@ -15,6 +15,7 @@ Without it the tests that need it skip and say how to get it, unless ``QUOVADIS_
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -57,6 +58,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def _cache_for(sdist: Path) -> Path:
     digest = _sha256(sdist)
     if digest != SDIST_SHA256:

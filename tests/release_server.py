@@ -6,7 +6,9 @@ It serves a folder (the release's tree) over real HTTP with ``Range: bytes=N-`` 
 * ``replace(path, data)``: serve other bytes (a flipped byte, a truncated file, another file);
 * ``drop(path, after, times=1)``: announce the full ``Content-Length``, send ``after`` bytes, close the
   connection (a dropped download);
-* ``forget(path)``: answer 404.
+* ``forget(path)``: answer 404;
+* ``fail(path, status, times=1)``: answer ``status`` (e.g. 503) the next ``times`` requests;
+* ``ignore_range = True``: answer 200 with the whole file even to a Range request, as some proxies do.
 
 ``requests`` records ``(method, path, Range header or None, bytes sent)`` for every request, so a test
 can count downloads and check that a resume asked only for the rest.
@@ -27,6 +29,8 @@ class ReleaseServer:
         self._replaced: dict[str, bytes] = {}
         self._drops: dict[str, list[int]] = {}
         self._gone: set[str] = set()
+        self._failures: dict[str, list[int]] = {}
+        self.ignore_range = False
         self._lock = threading.Lock()
         server = self
 
@@ -56,10 +60,15 @@ class ReleaseServer:
     def forget(self, path: str) -> None:
         self._gone.add(path.strip("/"))
 
+    def fail(self, path: str, status: int, times: int = 1) -> None:
+        self._failures.setdefault(path.strip("/"), []).extend([status] * times)
+
     def reset(self) -> None:
         self._replaced.clear()
         self._drops.clear()
         self._gone.clear()
+        self._failures.clear()
+        self.ignore_range = False
         self.requests.clear()
 
     def gets(self, suffix: str) -> list[tuple[str, str, str | None, int]]:
@@ -82,16 +91,19 @@ class ReleaseServer:
         path = unquote(urlsplit(h.path).path).strip("/")
         wanted = h.headers.get("Range")
         data = self._content(path)
-        if data is None:
+        with self._lock:
+            failures = self._failures.get(path)
+            status = failures.pop(0) if failures else (404 if data is None else None)
+        if status is not None:
             self._log(h.command, path, wanted, 0)
-            body = b"404: Not Found"
-            h.send_response(404)
+            body = f"{status}: error".encode()
+            h.send_response(status)
             h.send_header("Content-Length", str(len(body)))
             h.end_headers()
             h.wfile.write(body)
             return
         start = 0
-        m = re.fullmatch(r"bytes=(\d+)-", wanted or "")
+        m = None if self.ignore_range else re.fullmatch(r"bytes=(\d+)-", wanted or "")
         if m:
             start = int(m.group(1))
             if start >= len(data):

@@ -195,3 +195,48 @@ def test_predict_reports_a_missing_video_before_any_download(release, tmp_path):
                           env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and f"video {tmp_path / 'missing.mp4'} does not exist" in proc.stderr
     assert release.requests == [] and cache_files() == []
+
+
+# ---------------------------------------------------------------------------------------------------- zoo.download
+
+def _download(server, tmp_path, **kw):
+    from zoo.download import download
+    return download(f"{server.url}/{INDEX_PATH}", tmp_path / INDEX, quiet=True, **kw)
+
+
+def test_download_retries_server_errors_with_backoff(release, tree, tmp_path):
+    release.fail(INDEX_PATH, 503, times=2)
+    path = _download(release, tmp_path)
+    assert path.read_bytes() == (tree / INDEX_PATH).read_bytes() and len(release.gets(INDEX_PATH)) == 3
+
+
+def test_download_gives_up_after_its_retries_and_keeps_what_it_has(release, tmp_path):
+    from zoo.download import DownloadError
+    release.fail(INDEX_PATH, 503, times=3)
+    with pytest.raises(DownloadError, match=r"after 1 retries .*HTTP 503.*run the same command again to resume"):
+        _download(release, tmp_path, retries=1)
+    assert len(release.gets(INDEX_PATH)) == 2 and not (tmp_path / INDEX).exists()
+
+
+def test_a_server_that_ignores_range_gives_the_whole_file_once(release, tree, tmp_path):
+    (tmp_path / f"{INDEX}.incomplete").write_bytes(b"x" * 100)  # not even the right bytes
+    release.ignore_range = True
+    path = _download(release, tmp_path)
+    assert path.read_bytes() == (tree / INDEX_PATH).read_bytes()
+    assert [g[2] for g in release.gets(INDEX_PATH)] == ["bytes=100-"]
+
+
+def test_a_file_that_fails_verify_is_deleted(release, tmp_path):
+    def reject(path):
+        raise ValueError(f"{path.name} is not it")
+    with pytest.raises(ValueError, match=r"model.ckpt.index.incomplete is not it"):
+        _download(release, tmp_path, verify=reject)
+    assert list(tmp_path.iterdir()) == [tmp_path / f"{INDEX}.lock"]
+
+
+def test_download_offline_makes_no_request(release, tmp_path, monkeypatch):
+    from zoo.download import OfflineError
+    monkeypatch.setenv("QUOVADIS_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="offline mode is on"):
+        _download(release, tmp_path)
+    assert release.requests == []
