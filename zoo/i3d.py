@@ -243,7 +243,9 @@ class InceptionI3d(nn.Module):
     def _check_input(self, x):
         if not isinstance(x, torch.Tensor) or x.dim() != 5 or x.shape[1] != self.in_channels:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"I3D expects a clip (B, {self.in_channels}, T, H, W) in [-1, 1]; got {shape}")
+            raise ValueError(f"I3D expects a clip (B, {self.in_channels}, T, H, W) in [-1, 1]; got {shape}. "
+                             "Make one from frames (numpy, tensors or PIL images; THWC or CTHW) with "
+                             "zoo.info(name).transform(frames)[None]")
 
     # -- fine-tuning and inference -------------------------------------------------------------------
     def replace_logits(self, num_classes: int, dropout: float | None = None) -> "InceptionI3d":

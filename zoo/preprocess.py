@@ -2,7 +2,9 @@
 
 RGB (DeepMind's I3D): frames at 25 fps, short side resized to 256, centre crop 224, scaled to [-1, 1].
 Flow: TV-L1 flow in pixels, clipped to [-20, 20] and divided by 20.
-Both return a float tensor ``(C, T, H, W)``; add the batch dimension with ``x[None]``.
+Both take any clip :func:`zoo.clip_input.as_clip` accepts (numpy arrays, tensors, lists of PIL images or
+arrays; uint8 or float; ``(T, H, W, C)`` or ``(C, T, H, W)``) and return a float tensor ``(C, T, H, W)``; add
+the batch dimension with ``x[None]``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .clip_input import as_clip
 from .data.transforms import crop, resize
 
 
@@ -23,15 +26,9 @@ def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.T
     return (t * src_fps + 1e-6).floor().long().clamp_(0, num_frames - 1)
 
 
-def _to_cthw(frames: torch.Tensor, channels: int) -> torch.Tensor:
-    """Accept ``(T, H, W, C)`` (decoder layout) or ``(C, T, H, W)``; return float ``(C, T, H, W)``."""
-    if frames.dim() != 4:
-        raise ValueError(f"expected frames (T, H, W, C) or (C, T, H, W), got shape {tuple(frames.shape)}")
-    if frames.shape[-1] == channels and frames.shape[0] != channels:
-        frames = frames.permute(3, 0, 1, 2)
-    if frames.shape[0] != channels:
-        raise ValueError(f"expected {channels} channels, got frames of shape {tuple(frames.shape)}")
-    return frames
+def _to_cthw(frames, channels: int) -> torch.Tensor:
+    """Any clip :func:`zoo.clip_input.as_clip` accepts (numpy, tensor, list of frames; THWC or CTHW)."""
+    return as_clip(frames, channels)
 
 
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
@@ -60,7 +57,7 @@ class RGBPreprocess:
     mean: tuple | None = None  # ImageNet-style normalisation instead of [-1, 1] (inflated timm models)
     std: tuple | None = None
 
-    def __call__(self, frames: torch.Tensor, fps: float | None = None) -> torch.Tensor:
+    def __call__(self, frames, fps: float | None = None) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) frames -> ``(3, T, crop, crop)`` in [-1, 1] (or normalised by
         ``mean``/``std`` when they are set)."""
         x = _to_cthw(frames, 3)
@@ -82,7 +79,7 @@ class FlowPreprocess:
     short_side: int = 256
     crop: int = 224
 
-    def __call__(self, flow: torch.Tensor) -> torch.Tensor:
+    def __call__(self, flow) -> torch.Tensor:
         """Flow in pixels ``(T, H, W, 2)`` or ``(2, T, H, W)`` -> ``(2, T, crop, crop)`` in [-1, 1].
 
         Resizing scales the flow vectors with the frame, so displacements stay in the new pixels."""
