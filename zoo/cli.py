@@ -81,17 +81,19 @@ def cmd_predict(args) -> int:
         weights = {"rgb": args.weights, "flow": args.flow_weights} if (args.weights or args.flow_weights) else None
     else:
         weights = args.weights
-    model = zoo.load(args.model, weights=weights)
+    from zoo.inference import InferenceModel
+    model = InferenceModel(zoo.load(args.model, weights=weights), device=args.device, precision=args.precision,
+                           exact=args.exact)
+    print(f"quovadis predict: {model.describe()}", file=sys.stderr)
     frames, fps = read_frames(args.file)
     prep = entry.transform
-    with torch.inference_mode():
-        if entry.arch == "two_stream_i3d":
-            flow_frames, _ = read_frames(args.flow)
-            logits = model(prep["rgb"](frames, fps=fps)[None], prep["flow"](flow_from_rgb_encoding(flow_frames))[None])
-        elif entry.modality == "flow":
-            logits = model(prep(flow_from_rgb_encoding(frames))[None])
-        else:
-            logits = model(prep(frames, fps=fps)[None])
+    if entry.arch == "two_stream_i3d":
+        flow_frames, _ = read_frames(args.flow)
+        logits = model(prep["rgb"](frames, fps=fps)[None], prep["flow"](flow_from_rgb_encoding(flow_frames))[None])
+    elif entry.modality == "flow":
+        logits = model(prep(flow_from_rgb_encoding(frames))[None])
+    else:
+        logits = model(prep(frames, fps=fps)[None])
     probs = logits.softmax(-1)[0]
     top = probs.topk(args.top)
     names = entry.label_names
@@ -177,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow", default=None, help="two-stream: the flow clip (x in red, y in green)")
     p.add_argument("--flow-weights", default=None)
     p.add_argument("--top", type=int, default=5)
+    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("zoo", help="zoo maintenance")
