@@ -126,7 +126,7 @@ def main(argv=None) -> None:
               f"{args.clips} clips of {L} frames; {os.cpu_count()} cores; torch {torch.__version__}\n")
 
         if args.only_batches:
-            uint8_vs_float(files, root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
+            uint8_vs_float(root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
             return
         rng = np.random.default_rng(0)
         jobs = [(files[rng.integers(len(files))], int(rng.integers(0, n - L + 1))) for _ in range(args.clips)]
@@ -162,7 +162,7 @@ def main(argv=None) -> None:
             for name, r in rates.items():
                 print(f"| {name} | {workers} | {np.median(r):.2f} | {np.median(r) / base:.2f}x |")
 
-        uint8_vs_float(files, root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
+        uint8_vs_float(root, L, args.clips, args.loader_rounds, args.batch, args.batch_workers)
 
 def batch_rate(ds, clips: int, workers: int, batch: int, to_input) -> tuple[float, int]:
     """Clips/s of batches from a persistent-worker loader through ``to_input`` (what reaches the model),
@@ -184,7 +184,7 @@ def batch_rate(ds, clips: int, workers: int, batch: int, to_input) -> tuple[floa
     return n / (time.perf_counter() - t0), first.numel() * first.element_size()
 
 
-def uint8_vs_float(files, root, L: int, clips: int, rounds: int, batch: int, workers: int) -> None:
+def uint8_vs_float(root, L: int, clips: int, rounds: int, batch: int, workers: int) -> None:
     """The training harness's loader before (RGB normalised to float32 in the workers) and after (uint8
     batches, normalised where the model runs: ``zoo.train.loop.to_model_input``, on the CPU here)."""
     from zoo.data import transforms as T
