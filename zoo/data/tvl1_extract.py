@@ -1,0 +1,176 @@
+"""Dataset flow extraction with the PyTorch TV-L1 (:mod:`zoo.data.tvl1_torch`), for
+``quovadis flow --algorithm tvl1-torch [--device cuda] [--batch-size N] [--shard K/N]``.
+
+Same inputs, layout, ``meta.json`` and resume rule as the OpenCV path (:func:`zoo.data.flow.extract_dataset_flow`):
+a video whose folder has ``meta.json`` is skipped, any other folder is cleared and redone, so overlapping
+or repeated runs (and shards) are safe. The work is a three-stage pipeline, so that the flow solver is
+the only thing the device waits for:
+
+1. DataLoader worker processes decode each video (retime, resize, grayscale: ``flow._read_gray``, the
+   OpenCV path's own decoding, so both paths see identical frames);
+2. this process batches consecutive-frame pairs (``batch_size`` pairs of one frame size, taken across
+   videos) and runs :func:`zoo.data.tvl1_torch.tvl1_flow` on ``device``;
+3. a writer thread quantises and writes each finished video (``flow_store.write_flow``: JPEG/PNG
+   encoding releases the GIL) while the next batch runs.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.sharding import parse_shard, select_shard
+
+from . import flow as _flow
+from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
+from .tvl1_torch import STOPPING, VARIANTS, tvl1_flow
+
+ALGORITHM = "tvl1-torch"
+
+
+class _DecodedVideos(torch.utils.data.Dataset):
+    """Item i: ``{"index", "gray" (T, H, W) uint8, "rate", "source_fps"}`` or ``{"index", "error"}``."""
+
+    def __init__(self, videos: list[Path], size: int | None, fps: float | None):
+        self.videos, self.size, self.fps = videos, size, fps
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            gray, rate, src_fps = _flow._read_gray(self.videos[i], self.size, self.fps)
+            if len(gray) < 2:
+                raise ValueError(f"optical flow needs at least 2 frames, got {len(gray)}")
+            return {"index": i, "gray": torch.from_numpy(np.ascontiguousarray(gray)), "rate": rate,
+                    "source_fps": src_fps}
+        except Exception as e:  # noqa: BLE001 -- reported by the main process, one warning per video
+            return {"index": i, "error": f"{type(e).__name__}: {e}"}
+
+
+def _first(batch: list):
+    return batch[0]
+
+
+def plan_videos(src_dir, out_dir, shard: str | None = None) -> tuple[list[Path], list[tuple[Path, Path]], int]:
+    """``(videos of this shard, [(video, dest) to do], skipped)``: complete folders are skipped,
+    incomplete ones cleared (the resume rule of the OpenCV path)."""
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    videos = select_shard(_flow.find_videos(src_dir), *parse_shard(shard))
+    todo, skipped = [], 0
+    for v in videos:
+        dest = _flow.flow_dir_for(v, src_dir, out_dir)
+        if is_complete(dest):
+            skipped += 1
+        else:
+            clear_flow_dir(dest)
+            todo.append((v, dest))
+    return videos, todo, skipped
+
+
+def extract_dataset_flow_torch(src_dir, out_dir, *, device: str | torch.device = "cpu", batch_size: int = 16,
+                               workers: int = 2, bound: float = 20, size: int | None = _flow.DEFAULT_SHORT_SIDE,
+                               fps: float | None = None, fmt: str = DEFAULT_FORMAT, shard: str | None = None,
+                               variant: str | None = None, stopping: str = "epsilon", compile: bool = False,
+                               progress: bool = True) -> dict:
+    """Extract the TV-L1 flow of every video under ``src_dir`` (this shard's share) into ``out_dir`` with
+    the PyTorch solver on ``device``; returns the same summary as ``flow.extract_dataset_flow``.
+
+    ``variant`` defaults to OpenCV's CPU flavour (the one ``--algorithm tvl1`` runs), whatever the
+    device; ``"cuda"`` reproduces ``cv2.cuda.OpticalFlowDual_TVL1`` instead. ``workers`` decoding processes
+    (0: decode in this process)."""
+    from tqdm import tqdm
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    variant = variant or "cpu"
+    if variant not in VARIANTS or stopping not in STOPPING:
+        raise ValueError(f"variant must be one of {VARIANTS} and stopping one of {STOPPING}, "
+                         f"got {variant!r} and {stopping!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is visible to PyTorch; use --device cpu "
+                           "(or check CUDA_VISIBLE_DEVICES / the driver)")
+    start = time.perf_counter()
+    videos, todo, skipped = plan_videos(src_dir, out_dir, shard)
+    loader = torch.utils.data.DataLoader(
+        _DecodedVideos([v for v, _ in todo], size or None, fps), batch_size=1,
+        collate_fn=_first, num_workers=max(0, workers), prefetch_factor=2 if workers > 0 else None)
+    done, frames, failed = 0, 0, []
+    pending: dict[int, dict] = {}          # video index -> decoded frames and the flows computed so far
+    queues: dict[tuple, list] = {}         # frame size -> [(video index, pair index), ...] not yet computed
+    writes: list[tuple[int, Future]] = []
+
+    def fail(i: int, why: str) -> None:
+        warnings.warn(f"flow extraction failed for {todo[i][0]}: {why}", RuntimeWarning, stacklevel=3)
+        failed.append(str(todo[i][0]))
+
+    def run(key: tuple, n: int) -> None:
+        pairs, queues[key] = queues[key][:n], queues[key][n:]
+        f0 = torch.stack([pending[i]["gray"][t] for i, t in pairs]).to(device, non_blocking=True)
+        f1 = torch.stack([pending[i]["gray"][t + 1] for i, t in pairs]).to(device, non_blocking=True)
+        flow = tvl1_flow(f0, f1, variant=variant, stopping=stopping, compile=compile).cpu().numpy()
+        for (i, t), f in zip(pairs, flow):
+            item = pending[i]
+            item["flow"][t] = f
+            item["left"] -= 1
+            if item["left"] == 0:
+                del pending[i]
+                v, dest = todo[i]
+                writes.append((i, writer.submit(
+                    write_flow, dest, np.stack(item["flow"]), algorithm=ALGORITHM, bound=bound, fps=item["rate"],
+                    fmt=fmt, source=str(v), source_fps=item["source_fps"], short_side=min(f.shape[:2]))))
+
+    def collect(wait: bool) -> None:
+        nonlocal done, frames
+        keep = []
+        for i, fut in writes:
+            if not wait and not fut.done():
+                keep.append((i, fut))
+                continue
+            try:
+                fut.result()
+                done += 1
+                frames += _n_pairs[i]
+            except Exception as e:  # noqa: BLE001
+                fail(i, f"{type(e).__name__}: {e}")
+            bar.update()
+        writes[:] = keep
+
+    _n_pairs: dict[int, int] = {}
+    with ThreadPoolExecutor(1, thread_name_prefix="flow-writer") as writer, \
+            tqdm(total=len(todo), desc="flow", unit="video", disable=not progress or not todo) as bar:
+        with torch.no_grad():
+            for item in loader:
+                i = item["index"]
+                if "error" in item:
+                    fail(i, item["error"])
+                    bar.update()
+                    continue
+                gray = item["gray"]
+                n = len(gray) - 1
+                _n_pairs[i] = n
+                pending[i] = {"gray": gray, "rate": item["rate"], "source_fps": item["source_fps"],
+                              "flow": [None] * n, "left": n}
+                key = tuple(gray.shape[1:])
+                queues.setdefault(key, []).extend((i, t) for t in range(n))
+                while len(queues[key]) >= batch_size:
+                    run(key, batch_size)
+                if len(pending) > 4 * max(1, workers):     # bound memory: finish the oldest sizes first
+                    for k in list(queues):
+                        while queues[k]:
+                            run(k, batch_size)
+                collect(wait=False)
+            for k in list(queues):
+                while queues[k]:
+                    run(k, batch_size)
+        collect(wait=True)
+    seconds = time.perf_counter() - start
+    return {"videos": len(videos), "done": done, "skipped": skipped, "failed": sorted(failed), "flow_frames": frames,
+            "seconds": round(seconds, 3), "flow_frames_per_s": round(frames / seconds, 2) if seconds else 0.0}
