@@ -85,20 +85,20 @@ def test_killed_run_resumes_to_the_same_weights(shapes, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "train", f"out={out}", *common], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    step = 0
+    caught = None
     while time.time() < deadline and proc.poll() is None:
         if (out / "last.pt").exists():
             try:
                 state = torch.load(out / "last.pt", weights_only=False)
-                step = state["global_step"]
                 if state["step_in_epoch"] > 0 and state["epoch"] == 1:  # mid-epoch, second epoch
+                    caught = state
                     break
             except Exception:
                 pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert step > 0, "the run ended before a mid-epoch checkpoint could be caught"
+    assert proc.wait() == -signal.SIGKILL, "the run ended by itself before it could be killed"
+    assert caught is not None, "no mid-epoch checkpoint of the second epoch was seen before the kill"
     resumed = run_cli("train", "--resume", "auto", f"out={out}", *common)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same(weights(out), weights(ref))
