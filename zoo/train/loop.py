@@ -141,7 +141,7 @@ def make_loader(dataset, world, cfg, shuffle, collate_fn, batch_size, with_epoch
     pinned memory on CUDA, and a :class:`ResumableSampler`."""
     workers = default_workers() if cfg.data.workers is None else int(cfg.data.workers)
     sampler = ResumableSampler(len(dataset), world, cfg.seed, shuffle, batch_size, with_epoch)
-    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    extra = {"persistent_workers": True} if workers > 0 else {}
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                         collate_fn=collate_fn, drop_last=shuffle, pin_memory=world.device.type == "cuda", **extra)
     return loader, sampler
