@@ -125,7 +125,10 @@ def test_unknown_pretraining_asks_for_the_variant(tf_checkpoints, tmp_path):
 def test_wrong_shape_and_foreign_tensors_are_named(tf_checkpoints, tmp_path):
     with pytest.raises(CheckpointError, match=r"Conv3d_1a_7x7/conv_3d/w has shape \(7, 7, 7, 3, 64\).*needs"):
         load_deepmind_state_dict(tf_checkpoints["rgb_scratch"], variant="flow_scratch")
-    assert not (tmp_path / "x.safetensors").exists()
+    with pytest.raises(CheckpointError, match="Is the variant right"):
+        convert_deepmind(tf_checkpoints["rgb_scratch"], tmp_path / "x.safetensors", variant="flow_scratch")
+    assert not (tmp_path / "x.safetensors").exists() and not list(tmp_path.iterdir())
+    # foreign and missing tensors in real bundle files: tests/test_converter_tensor_errors.py
 
 
 def test_cli_convert_and_predict_on_the_sample_gif(tf_checkpoints, tmp_path):
