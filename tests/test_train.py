@@ -55,8 +55,9 @@ def test_epoch_summary_logs_and_corrupt_video_counted(shapes, tmp_path):
     assert len(named) == 1, proc.stderr[-2000:]  # one warning, naming the corrupt file
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch")
-    for name in ("curves.png", "confusion.png", "last.pt", "last.safetensors", "best.safetensors", "config.json", "val_predictions.pt"):
+    for name in ("curves.png", "confusion.png", "last.pt", "last.safetensors", "config.json", "val_predictions.pt"):
         assert (out / name).is_file(), name
+    assert not (out / "best.safetensors").exists()  # validated on the test split: it must not choose a checkpoint
     # a run folder is never silently taken over
     again = run_cli("train", f"out={out}", f"data.root={shapes}", "epochs=2", *TINY)
     assert again.returncode == 2 and "--resume" in again.stderr

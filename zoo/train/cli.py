@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -9,15 +10,15 @@ import torch
 
 def cmd_train(args) -> int:
     from .config import load_config
-    from .data import build_dataset
     from .loop import train
+    from .splits import build_splits
     from zoo.data.datasets import collate_skip_corrupt
 
     cfg = load_config(args.config, args.overrides)
-    train_set = build_dataset(cfg, "train")
-    val_set = build_dataset(cfg, "test") if not args.no_val else None
-    classes = train_set.classes or [str(i) for i in range(max(y for _, y in train_set.items) + 1)]
-    result = train(cfg, train_set, val_set, len(classes), classes, resume=args.resume,
+    splits = build_splits(cfg, validate=not args.no_val)
+    cfg.data.classes = splits.classes  # recorded in the run's config.json; evaluation numbers the test split by it
+    classes = splits.classes
+    result = train(cfg, splits.train, splits.val, len(classes), classes, resume=args.resume,
                    collate_fn=collate_skip_corrupt)
     summary = {k: v for k, v in result.items() if k not in ("model", "per_class")}
     print(json.dumps({"run": cfg.out, **summary}, default=float))
@@ -49,7 +50,7 @@ def _evaluate_runs(args, world) -> int:
     from zoo.data.datasets import collate_skip_corrupt
 
     runs = [Path(args.run)] + [Path(r) for r in args.fuse]
-    preds = []
+    preds, sources = [], []
     for run in runs:
         cfg_path = run / "config.json"
         if not cfg_path.is_file():
@@ -58,18 +59,28 @@ def _evaluate_runs(args, world) -> int:
         cfg.data.test_clips = args.clips or cfg.data.test_clips
         cfg.data.test_crops = args.crops or cfg.data.test_crops
         cfg.model.pretrained = False
-        weights, _, _ = load_run_weights(run, "best" if (run / "best.safetensors").is_file() else "last")
-        dataset = build_dataset(cfg, "test", test_views=True)
+        which = _checkpoint_choice(run, cfg, args.checkpoint)
+        weights, _, ckpt = load_run_weights(run, which)
+        classes = cfg.data.classes
+        if classes is None:
+            warnings.warn(f"{run} records no class list (trained before classes were saved); numbering the test "
+                          "split by its own labels, which is wrong if it lacks a training class", stacklevel=2)
+        dataset = build_dataset(cfg, "test", test_views=True, classes=classes)
         model = build_model(cfg, len(dataset.classes))
         model.load_state_dict(weights)
         model.to(world.device)
-        loader, _ = make_loader(dataset, world, cfg, False, collate_skip_corrupt,
-                                args.batch_size or cfg.data.batch_size)
+        batch_size = 1 if cfg.data.test_clips == "all" else args.batch_size or cfg.data.batch_size  # views vary
+        loader, _ = make_loader(dataset, world, cfg, False, collate_skip_corrupt, batch_size)
         metrics, p = evaluate(model, loader, cfg, world, dataset.classes)
         preds.append((p, dataset.classes))
+        sources.append({"run": str(run), "checkpoint": str(ckpt), "split": _test_split_name(cfg),
+                        "checkpoint_chosen_on": _chosen_on(cfg) if which == "best" else "none (last checkpoint)",
+                        "modality": cfg.data.modality, "test_clips": cfg.data.test_clips,
+                        "test_crops": cfg.data.test_crops})
         if not world.is_main:
             continue
         torch.save(p, run / "test_predictions.pt")
+        print(f"{run}: checkpoint {ckpt.name} on {sources[-1]['split']}")
         print(f"{run}: {cfg.data.modality}, {cfg.data.test_clips} clip(s) x {cfg.data.test_crops} crop(s): "
               f"top1 {metrics['top1']:.2f}%  top5 {metrics['top5']:.2f}%  mean-class {metrics['mean_class_acc']:.2f}%"
               f"  ({metrics['num_videos']} videos, {metrics['skipped']} skipped)")
@@ -87,13 +98,42 @@ def _evaluate_runs(args, world) -> int:
     out = Path(args.out or runs[0])
     out.mkdir(parents=True, exist_ok=True)
     save_confusion_png(metrics["confusion"], out / "confusion_eval.png", classes)
-    report = {k: v for k, v in metrics.items() if k != "confusion"}
+    report = {"evaluated": sources, **{k: v for k, v in metrics.items() if k != "confusion"}}
     (out / "eval_report.json").write_text(json.dumps(report, indent=2))
     print("per class:")
     for name, row in sorted(metrics["per_class"].items(), key=lambda kv: kv[1]["acc"]):
         print(f"  {row['acc']:6.1f}%  (n={row['support']:3d})  {name}")
     print(f"wrote {out / 'eval_report.json'} and {out / 'confusion_eval.png'}")
     return 0
+
+
+def _test_split_name(cfg) -> str:
+    d = cfg.data
+    return f"the {d.format} test split" + (f" {d.split}" if d.format in ("ucf101", "hmdb51") else "") + \
+        f" ({d.annotations or d.root})"
+
+
+def _chosen_on(cfg) -> str:
+    d = cfg.data
+    if d.val_list:
+        return f"the validation list {d.val_list}"
+    return f"{d.val_fraction:g} of the training list held out (seed {cfg.seed})"
+
+
+def _checkpoint_choice(run: Path, cfg, which: str) -> str:
+    """``last`` (default) or ``best``; best exists only for runs validated on a split the test never sees."""
+    if which == "best" and not (run / "best.safetensors").is_file() and not (run / "best.pt").is_file():
+        from .splits import describe_validation
+        name, selects = describe_validation(cfg)
+        why = ("it validated on the test split, which must not choose a checkpoint" if not selects
+               else "no validation has run yet")
+        raise FileNotFoundError(f"{run} has no best checkpoint: {why}. Evaluate --checkpoint last, or train with "
+                                "data.val_fraction=0.1 (held out from training) or data.val_list=VAL.csv")
+    return which
+
+
+def _clips(text: str):
+    return text if text == "all" else int(text)
 
 
 def add_parsers(sub) -> None:
@@ -108,7 +148,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--fuse", nargs="*", default=[], help="more runs to fuse late (e.g. the flow run)")
     p.add_argument("--weights", default=None, help="fusion weights, e.g. 1,1.5")
-    p.add_argument("--clips", type=int, default=None)
+    p.add_argument("--clips", type=_clips, default=None,
+                   help="clips per video, or 'all': ceil(T / clip_len) covering the whole video (I3D)")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="last (default) or best: chosen on data.val_fraction/val_list, never on the test split")
     p.add_argument("--crops", type=int, default=None, choices=[1, 3])
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--out", default=None)

@@ -24,6 +24,7 @@ from .distributed import (World, all_gather_objects, all_reduce_sum, any_rank, b
                           local_world_size, shutdown)
 from .reproducibility import configure_backends, rank_seed, restore_rank_rng, rng_state, seed_all
 from .logs import RunLog
+from .precise_bn import recompute_bn_stats
 from .metrics import save_confusion_png, summarize
 
 
@@ -105,6 +106,12 @@ def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last and x.dim() == 5:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     return x
+
+
+def _input_of(raw, cfg: TrainConfig, world: World):
+    """A collated batch -> the model's input on the device (None when every sample was corrupt)."""
+    x = to_batch(raw, cfg.data.modality, world.device).x
+    return None if x is None else to_model_input(x, cfg.channels_last)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -337,6 +344,10 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_top1": 100 * correct / max(n, 1),
                    "lr": scheduler.get_last_lr()[0], "clips_per_s": n / max(seconds, 1e-9), "skipped": int(skipped)}
             if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+                if cfg.precise_bn:  # BatchNorm statistics of the current weights (zoo.train.precise_bn)
+                    with _autocast(cfg, world.device):
+                        recompute_bn_stats(model, loader, lambda raw: _input_of(raw, cfg, world), cfg.precise_bn,
+                                           world, exclude=frozen)
                 metrics, preds = evaluate(model, val_loader, cfg, world, class_names)
                 row.update(val_loss=metrics["loss"], val_top1=metrics.get("top1"), val_top5=metrics.get("top5"),
                            val_mean_class_acc=metrics.get("mean_class_acc"))
@@ -345,7 +356,8 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
                 if world.is_main:
                     torch.save(preds, out / "val_predictions.pt")
             checkpoint(epoch + 1, 0, row)
-            if row.get("val_top1") is not None and row["val_top1"] >= best and world.is_main:
+            chooses = getattr(val_set, "selects_best", False)  # never on the test split (zoo.train.splits)
+            if chooses and row.get("val_top1") is not None and row["val_top1"] >= best and world.is_main:
                 best = row["val_top1"]
                 save_weights(out / BEST_WEIGHTS, model, epoch=epoch + 1, config=config_dict, metrics=row)
             log.epoch(row)

@@ -30,12 +30,14 @@ def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
 
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, batches: Iterable, to_input: str | Callable, num_batches: int,
-                       world=None) -> int:
+                       world=None, exclude: Iterable[nn.Module] = ()) -> int:
     """Reset and recompute the running statistics of every BatchNorm layer of ``model`` from the first
     ``num_batches`` of ``batches`` (equally weighted). ``to_input``: the batch key holding the network
     input (e.g. "rgb"), or a function batch -> input tensor (None to skip a batch). Momentum and the
-    model's train/eval mode are restored. Returns the number of batches used."""
-    layers = batchnorm_layers(model)
+    model's train/eval mode are restored. ``exclude``: frozen layers (``freeze_bn``), left untouched.
+    Returns the number of batches used."""
+    skip = {id(m) for m in exclude}
+    layers = [m for m in batchnorm_layers(model) if id(m) not in skip]
     if not layers or num_batches <= 0:
         return 0
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone()) for m in layers]
@@ -49,6 +51,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable, to_input: str | Call
     count = [0] * len(layers)                 # BatchNormNoScale has no num_batches_tracked: count ourselves
     hooks = [m.register_forward_pre_hook(_counting(m, count, k)) for k, m in enumerate(layers)]
     model.train()
+    for m in exclude:
+        m.eval()
     used = 0
     try:
         for batch in batches:
