@@ -190,10 +190,10 @@ def test_zoo_fetch_shows_progress_on_a_terminal_and_zoo_list_shows_the_cache(rel
     assert "i3d_inception_k400_rgb_tfhub" in listing.stdout
 
 
-def test_predict_reports_a_missing_video_before_any_download(release, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "predict", str(tmp_path / "missing.mp4"), "--model", NAME],
-                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and f"video {tmp_path / 'missing.mp4'} does not exist" in proc.stderr
+def test_predict_reports_a_missing_video_before_any_download(release, tmp_path, capsys):
+    from zoo.cli import main
+    assert main(["predict", str(tmp_path / "missing.mp4"), "--model", NAME]) == 2
+    assert f"video {tmp_path / 'missing.mp4'} does not exist" in capsys.readouterr().err
     assert release.requests == [] and cache_files() == []
 
 
