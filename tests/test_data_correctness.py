@@ -71,12 +71,15 @@ def vfr(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- bug 4: one frame-numbering rule
 
-def test_vfr_frames_are_counted_alike_with_and_without_seek(vfr):
+@pytest.mark.parametrize("backend", ["pyav"] + (["torchcodec"] if decode.torchcodec_available() else []))
+def test_vfr_frames_are_counted_alike_with_and_without_seek(vfr, backend):
+    """Before: PyAV's seek numbered frames by timestamp x average rate, and torchcodec's approximate mode
+    alike, so read_frames([40, 41]) gave frames 39 and 40 while flow extraction counted."""
     from zoo.data.flow import read_gray_frames
     gray, _ = read_gray_frames(vfr, size=None)                               # what flow extraction sees
     assert [number(g) for g in gray] == list(range(120))
     for idx in ([40, 41], [3, 4], [100, 119], [GAP - 1, GAP, GAP + 1]):      # with and without a seek
-        got = decode.read_frames(vfr, idx, backend="pyav")
+        got = decode.read_frames(vfr, idx, backend=backend)
         assert [number(f) for f in got.numpy()] == idx, idx
 
 
