@@ -9,27 +9,13 @@ import pytest
 import torch
 
 from converters.deepmind import VARIANTS, convert_deepmind, state_dict_from_tensors
-from converters.deepmind_names import torch_to_tf
 from converters.tf_bundle import CheckpointError
 from converters.tf_bundle_writer import write_bundle
 from zoo.i3d import InceptionI3d
 
+from .i3d_release_layout import release_layout
+
 SCOPE = "Flow/inception_i3d/"
-
-
-def release_layout(state: dict) -> dict:
-    """A state dict in the release's names and layouts (conv [t, h, w, in, out], BatchNorm [1, 1, 1, 1, C])."""
-    out = {}
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked"):
-            continue
-        a = value.numpy()
-        if key.endswith("conv.weight"):
-            a = a.transpose(2, 3, 4, 1, 0)
-        elif key.endswith(("bn.running_mean", "bn.running_var", "bn.bias")):
-            a = a.reshape(1, 1, 1, 1, -1)
-        out[torch_to_tf(key, SCOPE)] = np.ascontiguousarray(a, dtype=np.float32)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +23,7 @@ def flow_tensors():
     torch.manual_seed(0)
     _, channels, classes, _, _ = VARIANTS["flow_scratch"]
     model = InceptionI3d(num_classes=classes, in_channels=channels)
-    return model.state_dict(), release_layout(model.state_dict())
+    return model.state_dict(), release_layout(model.state_dict(), SCOPE)
 
 
 def test_release_layout_round_trips(flow_tensors):
