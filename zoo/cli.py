@@ -142,8 +142,17 @@ def cmd_push(args) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("quovadis")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quovadis", description="2D->3D inflation, I3D zoo and converters")
+    parser.add_argument("--version", action="version", version=f"quovadis {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inflate", help="inflate a timm/torchvision model and check it on a boring video")

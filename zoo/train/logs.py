@@ -15,8 +15,8 @@ class RunLog:
             self.out.mkdir(parents=True, exist_ok=True)
         if enabled and tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+                from .tensorboard_writer import summary_writer  # TensorBoard without importing TensorFlow
+                self._tb = summary_writer(str(self.out / "tensorboard"))
             except Exception:  # tensorboard is optional ([train] extra)
                 self._tb = None
         if enabled:
