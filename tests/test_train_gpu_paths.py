@@ -64,6 +64,14 @@ def test_collectives_go_to_the_process_groups_device():
     assert D.all_reduce_sum(t, one) is t and D.any_rank(True, one) and not D.any_rank(False, one)
 
 
+def test_a_rank_without_a_gpu_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="local rank 1 has no GPU: 1 visible"):
+        D.init_world("cuda")
+
+
 # ------------------------------------------------------------------ host syncs
 
 class SyncCounter:

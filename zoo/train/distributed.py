@@ -55,6 +55,10 @@ def init_world(device: str = "auto") -> World:
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible "
+                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start "
+                               "torchrun with --nproc_per_node at most the number of GPUs, or device=cpu")
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     else:
