@@ -21,7 +21,8 @@ def cmd_train(args) -> int:
     result = train(cfg, splits.train, splits.val, len(classes), classes, resume=args.resume,
                    collate_fn=collate_skip_corrupt)
     summary = {k: v for k, v in result.items() if k not in ("model", "per_class")}
-    print(json.dumps({"run": cfg.out, **summary}, default=float))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one summary, from rank 0
+        print(json.dumps({"run": cfg.out, **summary}, default=float))
     return 0
 
 
