@@ -72,7 +72,8 @@ def state_dict_from_tensors(tensors, variant: str, where) -> tuple[dict, int]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     _, in_channels, classes, _, _ = VARIANTS[variant]
-    expected = InceptionI3d(num_classes=classes, in_channels=in_channels).state_dict()
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        expected = InceptionI3d(num_classes=classes, in_channels=in_channels).state_dict()
     state, skipped, unknown = {}, 0, []
     for name, value in tensors.items():
         key = tf_to_torch(name)
@@ -128,7 +129,8 @@ def convert_deepmind(src, out, *, variant: str | None = None) -> Conversion:
     state, variant, files, skipped = load_deepmind_state_dict(src, variant)
     modality, in_channels, classes, labels, init = VARIANTS[variant]
     sha = {name: sha256_of(path) for name, path in sorted(files.items())}
-    config = InceptionI3d(num_classes=classes, in_channels=in_channels).config
+    with torch.device("meta"):
+        config = InceptionI3d(num_classes=classes, in_channels=in_channels).config
     metadata = {
         "format": "pt",
         META_PREFIX + "config": json.dumps(config),

