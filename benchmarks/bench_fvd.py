@@ -4,7 +4,8 @@ Both sides take the same uint8 videos ``(N, 16, H, W, 3)`` from memory and retur
 embeddings: TF1 legacy bilinear resize to 224, ``2x/255 - 1``, I3D rgb_scratch Logits. The reference is
 google-research's pipeline in TensorFlow (``tests/tf_fvd_reference.py``, its own process, batch 8, graph
 mode); ours is :class:`zoo.fvd.FVDModel` in this process: fused fp32 (the default), the unfused ``--exact``
-model, and fused bf16. Each side runs the whole set once to warm up, then once timed. Also prints how far
+model, and fused bf16. Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
+ours in turn (TF in a server process, so both see the same machine load) and the median is reported. Also prints how far
 each of ours is from TF's features. On a GPU (``--device cuda``) only ours runs.
 
     python benchmarks/bench_fvd.py [--videos 8] [--size 112] [--weights FILE] [--device cpu]
@@ -20,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,14 +41,44 @@ def synthetic_videos(n: int, size: int, frames: int = 16) -> np.ndarray:
         return np.stack([read_frames(p, range(frames)).numpy() for p in files])
 
 
+def tf_server(weights: str, videos_npy: str, batch: int) -> int:
+    """The TensorFlow side, in its own process (TF and torch must not share one): one timed pass per
+    ``run`` line on stdin, its seconds on stdout; ``save PATH`` writes the last features."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(ROOT / "tests"))
+    import tensorflow as tf
+    from tf_fvd_reference import build_pipeline
+    sess, ph, logits = build_pipeline(tf, weights)
+    videos = np.load(videos_npy)
+    run = lambda: np.concatenate([sess.run(logits, {ph: videos[j:j + batch]})  # noqa: E731
+                                  for j in range(0, len(videos), batch)])
+    feats = run()  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.startswith("run"):
+            start = time.perf_counter()
+            feats = run()
+            print(time.perf_counter() - start, flush=True)
+        elif line.startswith("save"):
+            np.save(line.split(None, 1)[1].strip(), feats)
+            print("saved", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--size", type=int, default=112, help="frame size of the test videos (resized to 224)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--weights", default=None, help="i3d_inception_k400_rgb safetensors (default: the test cache)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf-server", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tf_server:
+        return tf_server(args.tf_server[0], args.tf_server[1], int(args.tf_server[2]))
+
+    import torch
 
     import zoo
     from zoo.fvd import FVDModel, embed_videos
@@ -60,44 +90,55 @@ def main(argv=None) -> int:
             save_file(zoo.load("i3d_inception_k400_rgb", pretrained=False).state_dict(), str(weights))
             print("(no real weights found: random weights; speed does not depend on them)")
         videos = synthetic_videos(args.videos, args.size)
-        print(f"{len(videos)} videos {tuple(videos.shape[1:])} uint8, torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads, device {args.device}")
-        rows, feats = [], {}
-        tf_features = None
+        print(f"{len(videos)} videos {tuple(videos.shape[1:])} uint8, batch {args.batch_size}, torch {torch.__version__}"
+              f", {torch.get_num_threads()} threads, device {args.device}, median of {args.rounds} interleaved rounds")
+        tf_proc = None
         if args.device == "cpu":
             np.save(Path(d) / "v.npy", videos)
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-            ref = subprocess.run([sys.executable, str(ROOT / "tests" / "tf_fvd_reference.py"), str(weights), d,
-                                  str(Path(d) / "v.npy"), str(Path(d) / "v.npy"), "--batch", str(args.batch_size)],
-                                 env=env, capture_output=True, text=True)
-            if ref.returncode:
-                print(ref.stderr[-2000:])
+            tf_proc = subprocess.Popen([sys.executable, __file__, "--tf-server", str(weights), str(Path(d) / "v.npy"),
+                                        str(args.batch_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if tf_proc.stdout.readline().strip() != "ready":
+                print("the TensorFlow reference did not start")
                 return 1
-            seconds = float(np.load(Path(d) / "seconds.npy")[1])  # the second pass: warmed up
-            tf_features = np.load(Path(d) / "features_1.npy")
-            rows.append(("TensorFlow reference (fp32, graph)", seconds, None))
         x = torch.from_numpy(videos)
-        for label, kw in (("quovadis fused fp32 (default)", {}), ("quovadis --exact (unfused fp32)", {"exact": True}),
-                          ("quovadis fused bf16", {"precision": "bf16"})):
-            model = FVDModel(weights=weights, device=args.device, **kw)
-            embed_videos(x, model, batch_size=args.batch_size, progress=False)  # warm-up
-            if args.device != "cpu":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            emb = embed_videos(x, model, batch_size=args.batch_size, progress=False)
-            if args.device != "cpu":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            err = None
-            if tf_features is not None:
-                err = float(np.abs(emb.features.numpy() - tf_features).max() / np.abs(tf_features).max())
-            rows.append((label, seconds, err))
-    base = rows[0][1]
-    print(f"\n| pipeline | videos/s | vs {rows[0][0].split(' (')[0]} | max feature error vs TF (relative) |")
+        ours = {"quovadis fused fp32 (default)": FVDModel(weights=weights, device=args.device),
+                "quovadis --exact (unfused fp32)": FVDModel(weights=weights, device=args.device, exact=True),
+                "quovadis fused bf16": FVDModel(weights=weights, device=args.device, precision="bf16")}
+        times = {"TensorFlow reference (fp32, graph)": []} if tf_proc else {}
+        times.update({k: [] for k in ours})
+        feats = {k: embed_videos(x, m, batch_size=args.batch_size, progress=False).features for k, m in ours.items()}
+        for _ in range(args.rounds):
+            if tf_proc:
+                tf_proc.stdin.write("run\n")
+                tf_proc.stdin.flush()
+                times["TensorFlow reference (fp32, graph)"].append(float(tf_proc.stdout.readline()))
+            for label, model in ours.items():
+                if args.device != "cpu":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                embed_videos(x, model, batch_size=args.batch_size, progress=False)
+                if args.device != "cpu":
+                    torch.cuda.synchronize()
+                times[label].append(time.perf_counter() - start)
+        tf_features = None
+        if tf_proc:
+            tf_proc.stdin.write(f"save {Path(d) / 'tf.npy'}\n")
+            tf_proc.stdin.flush()
+            tf_proc.stdout.readline()
+            tf_proc.stdin.close()
+            tf_proc.wait()
+            tf_features = np.load(Path(d) / "tf.npy")
+    rows = list(times)
+    base = float(np.median(times[rows[0]]))
+    print(f"\n| pipeline | videos/s | vs {rows[0].split(' (')[0]} | max feature error vs TF (relative) |")
     print("|---|---|---|---|")
-    for label, seconds, err in rows:
-        print(f"| {label} | {len(videos) / seconds:.2f} | {base / seconds:.2f}x | "
-              f"{'' if err is None else f'{err:.1e}'} |")
+    for label in rows:
+        seconds = float(np.median(times[label]))
+        err = ""
+        if tf_features is not None and label in feats:
+            err = f"{float(np.abs(feats[label].numpy() - tf_features).max() / np.abs(tf_features).max()):.1e}"
+        print(f"| {label} | {len(videos) / seconds:.2f} | {base / seconds:.2f}x | {err} |")
     return 0
 
 

@@ -166,8 +166,8 @@ def preprocess(videos: torch.Tensor, size: int = SIZE) -> torch.Tensor:
     if videos.dim() != 5 or videos.shape[-1] != 3:
         raise FVDError(f"videos must be (N, T, H, W, 3) uint8, got {videos.dtype} {tuple(videos.shape)}")
     x = resize_bilinear_tf1(videos, (size, size))
-    x = 2.0 * x / 255.0 - 1.0
-    return x.permute(0, 4, 1, 2, 3)
+    x = x.mul_(2.0).div_(255.0).sub_(1.0) if x.data_ptr() != videos.data_ptr() else 2.0 * x / 255.0 - 1.0
+    return x.permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W) in channels_last_3d memory, as the fused model wants
 
 
 def clip_indices(frames: int, stride: int = 1) -> list[int]:

@@ -47,9 +47,9 @@ def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int] | int, chann
     shape_x = [1] * x.dim()
     shape_x[w_axis] = out_w
     yl, xl = yl.view(shape_y), xl.view(shape_x)
-    top, bottom = x.index_select(h_axis, y0), x.index_select(h_axis, y1)
-    tl, tr = top.index_select(w_axis, x0), top.index_select(w_axis, x1)
-    bl, br = bottom.index_select(w_axis, x0), bottom.index_select(w_axis, x1)
-    top = tl + (tr - tl) * xl
-    bottom = bl + (br - bl) * xl
-    return top + (bottom - top) * yl
+    # Horizontal pass once per input row (``tl + (tr - tl) * x_lerp`` is the same number for every output row
+    # that reads that input row), then the vertical pass on the rows each output row needs: TF's arithmetic.
+    left, right = x.index_select(w_axis, x0), x.index_select(w_axis, x1)
+    rows = left.add_(right.sub_(left).mul_(xl))
+    top, bottom = rows.index_select(h_axis, y0), rows.index_select(h_axis, y1)
+    return top.add_(bottom.sub_(top).mul_(yl))
