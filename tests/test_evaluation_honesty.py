@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.test_train import TINY, run_cli
+from tests.test_train import TINY
 from zoo.data.synthetic import make_moving_shapes
 
 
@@ -31,28 +31,33 @@ def csv_lacking_a_class(tmp_path_factory):
     return root, classes, missing
 
 
-def test_test_split_lacking_a_class_trains_and_evaluates_with_the_training_classes(csv_lacking_a_class, tmp_path):
+def cli(*args, capsys) -> str:
+    """``quovadis ...`` in this process (no interpreter start-up); returns its stdout."""
+    from zoo.cli import main
+    assert main(list(args)) == 0, capsys.readouterr().err[-3000:]
+    return capsys.readouterr().out
+
+
+def test_test_split_lacking_a_class_trains_and_evaluates_with_the_training_classes(csv_lacking_a_class, tmp_path,
+                                                                                   capsys):
     root, classes, missing = csv_lacking_a_class
     out = tmp_path / "run"
-    proc = run_cli("train", f"out={out}", "data.format=csv", f"data.root={root}", "data.val_fraction=0.25",
-                   "epochs=1", *TINY)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cli("train", f"out={out}", "data.format=csv", f"data.root={root}", "data.val_fraction=0.25", "epochs=1", *TINY,
+        capsys=capsys)
     assert json.loads((out / "config.json").read_text())["data"]["classes"] == classes
     assert (out / "best.safetensors").is_file()                 # chosen on the held-out videos
 
-    proc = run_cli("evaluate", "--run", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = cli("evaluate", "--run", str(out), capsys=capsys)
     report = json.loads((out / "eval_report.json").read_text())
     (source,) = report["evaluated"]
     assert Path(source["checkpoint"]).name == "last.safetensors" and "csv test split" in source["split"]
-    assert "checkpoint last.safetensors on the csv test split" in proc.stdout
+    assert "checkpoint last.safetensors on the csv test split" in stdout
     preds = torch.load(out / "test_predictions.pt", weights_only=False)
     names = [Path(p).parent.name for p in preds["paths"]]
     assert [classes[y] for y in preds["labels"].tolist()] == names and missing not in names
     assert preds["logits"].shape[1] == len(classes)
 
-    proc = run_cli("evaluate", "--run", str(out), "--checkpoint", "best")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cli("evaluate", "--run", str(out), "--checkpoint", "best", capsys=capsys)
     source = json.loads((out / "eval_report.json").read_text())["evaluated"][0]
     assert Path(source["checkpoint"]).name == "best.safetensors" and "held out" in source["checkpoint_chosen_on"]
 
