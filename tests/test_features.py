@@ -177,3 +177,18 @@ def test_cli_resumes_after_sigkill(tmp_path):
     assert "fast path: fused" in again.stderr
     assert len(list(out.rglob("*.safetensors"))) == n_videos
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # finished files were not redone
+
+
+def test_array_files_are_video_sources(tmp_path):
+    from zoo.data.decode import VideoDecodeError
+    from zoo.video_folder import list_videos
+    arr = np.random.default_rng(0).integers(0, 256, (3, 5, 6, 7, 3), dtype=np.uint8)
+    np.save(tmp_path / "v.npy", arr)
+    np.savez(tmp_path / "v.npz", videos=arr)
+    for path in (tmp_path / "v.npy", tmp_path / "v.npz"):
+        videos = list_videos(path)
+        assert [v.name for v in videos] == [f"v_{i:06d}" for i in range(3)] and videos[2].num_frames() == 5
+        np.testing.assert_array_equal(videos[2].read([4, 0]).numpy(), arr[2, [4, 0]])
+    np.save(tmp_path / "bad.npy", arr.astype(np.float32))
+    with pytest.raises(VideoDecodeError, match=r"bad.npy: expected uint8 videos \(N, T, H, W, 3\), got float32"):
+        list_videos(tmp_path / "bad.npy")
