@@ -16,7 +16,7 @@ caller's ``verify`` accepts it; a file that fails is deleted, so ``DEST`` exists
 * **Timeouts and retries:** ``timeout`` seconds to connect and between two reads (default
   ``HF_HUB_DOWNLOAD_TIMEOUT``, 10 s); network errors, 408/429/5xx are retried ``retries`` times with
   exponential backoff (1, 2, 4, 8 s); the count starts again whenever bytes arrived. 404 and other 4xx fail
-  at once.
+  at once. ``backoff`` scales the waits.
 * **Offline:** ``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1`` make every download fail with :class:`OfflineError`
   before any connection is tried.
 
@@ -35,7 +35,6 @@ from urllib.parse import unquote, urlsplit
 
 OFFLINE_ENV = "QUOVADIS_OFFLINE"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-CHUNK = 1 << 20
 
 
 class DownloadError(OSError):
@@ -71,14 +70,14 @@ def _local_source(url: str) -> Path | None:
     return None
 
 
-def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, retries: int, desc: str,
-         quiet: bool) -> None:
+def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, retries: int, backoff: float,
+         desc: str, quiet: bool) -> None:
     """Fill ``part`` with the file at ``url``, resuming from what ``part`` already holds."""
     import httpx2 as httpx
     from huggingface_hub.utils import get_session
 
     session = get_session()
-    failures, wait = 0, 1.0
+    failures, wait = 0, backoff
     while True:
         have = part.stat().st_size if part.exists() else 0
         if expected_size is not None and have > expected_size:
@@ -106,7 +105,7 @@ def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, ret
                 length = response.headers.get("Content-Length")
                 total = have + int(length) if length is not None else expected_size
                 with open(part, mode) as f, _progress(total, have, desc, quiet) as bar:
-                    for chunk in response.iter_bytes(CHUNK):
+                    for chunk in response.iter_bytes():  # as it arrives: a dropped connection loses nothing
                         f.write(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
@@ -115,7 +114,7 @@ def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, ret
             return
         except httpx.TransportError as e:  # network errors, timeouts, dropped connections, retryable statuses
             if received:
-                failures, wait = 0, 1.0  # progress was made: the retry budget starts again
+                failures, wait = 0, backoff  # progress was made: the retry budget starts again
             failures += 1
             if failures > retries:
                 have = part.stat().st_size if part.exists() else 0
@@ -124,12 +123,12 @@ def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, ret
                     f"kept in {part}; run the same command again to resume, check the network or proxy "
                     f"(HTTPS_PROXY), or set QUOVADIS_KINETICS_I3D_MIRROR to a reachable copy") from e
             time.sleep(wait)
-            wait = min(wait * 2, 8.0)
+            wait = min(wait * 2, 8 * backoff)
 
 
 def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = None,
              verify: Callable[[Path], None] | None = None, quiet: bool = False, timeout: float | None = None,
-             retries: int = 5, desc: str | None = None) -> Path:
+             retries: int = 5, backoff: float = 1.0, desc: str | None = None) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring) and return ``dest``.
 
     ``verify(path)`` is called on the complete ``.incomplete`` file and should raise if it is not the expected
@@ -159,7 +158,7 @@ def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = N
                 raise DownloadError(f"could not copy {source}: no such file (from {url})")
             shutil.copyfile(source, part)
         else:
-            _get(url, part, expected_size=expected_size, timeout=timeout, retries=retries,
+            _get(url, part, expected_size=expected_size, timeout=timeout, retries=retries, backoff=backoff,
                  desc=desc or dest.name, quiet=quiet)
         try:
             if verify is None and expected_size is not None and part.stat().st_size != expected_size:
