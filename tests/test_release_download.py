@@ -268,3 +268,21 @@ def test_source_chooses_one_source(release, rgb_scratch_weights):
     assert release.requests == []
     assert same_as(zoo.load(NAME, source="release", progress=False), rgb_scratch_weights)
     assert same_as(zoo.load(NAME, source="cache"), rgb_scratch_weights)
+
+
+def test_proxies_are_honoured(release, tree, tmp_path, monkeypatch):
+    """HTTP_PROXY reaches huggingface_hub's session: the local server, acting as the proxy, gets the request for a
+    host that does not resolve (``.invalid``) in absolute form and serves it."""
+    from huggingface_hub.utils import close_session
+
+    from zoo.download import download
+    monkeypatch.setenv("HTTP_PROXY", release.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    close_session()  # the shared client reads the proxy settings when it is made
+    try:
+        path = download(f"http://release.invalid/{INDEX_PATH}", tmp_path / INDEX, quiet=True, retries=0)
+    finally:
+        monkeypatch.delenv("HTTP_PROXY")
+        close_session()
+    assert path.read_bytes() == (tree / INDEX_PATH).read_bytes() and len(release.gets(INDEX_PATH)) == 1
