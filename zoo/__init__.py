@@ -2,7 +2,8 @@
 
     >>> import zoo
     >>> zoo.list("i3d_*")
-    >>> model = zoo.load("i3d_inception_k400_rgb", weights="i3d_rgb.safetensors")   # eval mode
+    >>> model = zoo.load("i3d_inception_k400_rgb")   # DeepMind's release: downloaded once, verified, cached
+    >>> model = zoo.load("i3d_inception_k400_rgb", weights="i3d_rgb.safetensors")   # a local file; eval mode
     >>> entry = zoo.info("i3d_inception_k400_rgb"); x = entry.transform(frames, fps=30)[None]
 """
 from .api import build, info, load
