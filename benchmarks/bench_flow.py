@@ -7,8 +7,13 @@
    the same run; decode + TV-L1 + write, process start-up included), and TV-L1 alone on the GIF in this
    process with 1 OpenCV thread and with OpenCV's default threads.
 3. Sanity: our TV-L1 on the GIF against DeepMind's flow GIF of the same clip (sign and agreement).
+4. PyTorch TV-L1 (zoo.data.tvl1_torch) on PAIRS pairs of the GIF at 224x224, all in this run: OpenCV's
+   DualTVL1 in 1 process (1 thread) and in 2 processes, ours on one batch of PAIRS pairs with 1 and with
+   2 torch threads (and torch.compile'd with --compile, compile time excluded); frames/s, ratios, and
+   ours against OpenCV (end-point error: mean, p99, max). ``--tvl1-torch-only`` runs just this section.
 
     python benchmarks/bench_flow.py [--classes 8] [--per-class 2] [--frames 32] [--size 64] [--json OUT]
+    python benchmarks/bench_flow.py --tvl1-torch-only [--pairs 16] [--compile]
 """
 from __future__ import annotations
 
@@ -78,6 +83,62 @@ def measure_formats(flows: list[np.ndarray], tmp: Path) -> dict:
     return out
 
 
+def _opencv_tvl1_pairs(f0: np.ndarray, f1: np.ndarray) -> np.ndarray:
+    cv2.setNumThreads(1)
+    tv = cv2.optflow.DualTVL1OpticalFlow_create()
+    return np.stack([tv.calc(a, b, None) for a, b in zip(f0, f1)])
+
+
+def bench_tvl1_torch(gif: Path, pairs: int = 16, compile: bool = False) -> dict:
+    """Section 4 (see the module docstring): frames/s of OpenCV (1 and 2 processes) and of the PyTorch
+    TV-L1 (one batch of ``pairs`` pairs; 1 and 2 threads), and their agreement, at 224x224."""
+    import torch
+
+    from zoo.data.tvl1_torch import tvl1_flow
+
+    gray = read_gray_frames(gif, size=224)[0][:pairs + 1]
+    f0, f1 = gray[:-1], gray[1:]
+    n = len(f0)
+    out: dict = {"pairs": n, "size": list(f0.shape[1:])}
+    t = time.perf_counter()
+    ref = _opencv_tvl1_pairs(f0, f1)
+    out["opencv_1_process_fps"] = round(n / (time.perf_counter() - t), 3)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        for f in [pool.submit(tvl1_available) for _ in range(2)]:
+            f.result()                                      # start-up excluded
+        t = time.perf_counter()
+        halves = [pool.submit(_opencv_tvl1_pairs, f0[i::2], f1[i::2]) for i in range(2)]
+        [h.result() for h in halves]
+        out["opencv_2_processes_fps"] = round(n / (time.perf_counter() - t), 3)
+    old = torch.get_num_threads()
+    modes = [("eager", False)] + ([("compiled", True)] if compile else [])
+    try:
+        for name, comp in modes:
+            if comp:
+                t = time.perf_counter()
+                tvl1_flow(f0[:2], f1[:2], compile=True)
+                out["compile_s"] = round(time.perf_counter() - t, 1)
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                t = time.perf_counter()
+                ours = tvl1_flow(f0, f1, compile=comp).numpy()
+                out[f"torch_{name}_{threads}_threads_fps"] = round(n / (time.perf_counter() - t), 3)
+            e = np.linalg.norm(ours - ref, axis=-1)
+            out[f"torch_{name}_vs_opencv_epe"] = {"mean": round(float(e.mean()), 4),
+                                                  "p99": round(float(np.percentile(e, 99)), 4),
+                                                  "max": round(float(e.max()), 3)}
+    finally:
+        torch.set_num_threads(old)
+    cv1, cv2p = out["opencv_1_process_fps"], out["opencv_2_processes_fps"]
+    print(f"TV-L1 at {f0.shape[1]}x{f0.shape[2]}, {n} pairs: OpenCV 1 process {cv1:.3f} frames/s, 2 processes "
+          f"{cv2p:.3f} ({cv2p / cv1:.2f}x)")
+    for name, _ in modes:
+        o1, o2 = out[f"torch_{name}_1_threads_fps"], out[f"torch_{name}_2_threads_fps"]
+        print(f"  PyTorch TV-L1 ({name}, batch {n}): 1 thread {o1:.3f} frames/s = {o1 / cv1:.2f}x OpenCV 1 process; "
+              f"2 threads {o2:.3f} = {o2 / cv2p:.2f}x OpenCV 2 processes; vs OpenCV EPE {out[f'torch_{name}_vs_opencv_epe']}")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--classes", type=int, default=8)
@@ -86,8 +147,16 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--gif", type=Path, default=GIF)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--tvl1-torch-only", action="store_true", help="run only section 4 (PyTorch TV-L1)")
+    p.add_argument("--pairs", type=int, default=16, help="section 4: frame pairs (one batch)")
+    p.add_argument("--compile", action="store_true", help="section 4: also time the torch.compile'd solver")
     a = p.parse_args()
     results: dict = {"cpus": os.cpu_count(), "opencv": cv2.__version__, "opencv_default_threads": cv2.getNumThreads()}
+    if a.tvl1_torch_only:
+        results["tvl1_torch"] = bench_tvl1_torch(a.gif, a.pairs, a.compile)
+        if a.json:
+            a.json.write_text(json.dumps(results, indent=1))
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

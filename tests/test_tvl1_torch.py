@@ -92,7 +92,7 @@ def test_identical_frames_give_exactly_zero_flow(seed, n, h, w):
     assert flow.shape == (n, h, w, 2) and not flow.abs().max()
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**16), dx=st.integers(-2, 2), dy=st.integers(-2, 2))
 def test_translated_texture_gives_the_translation(seed, dx, dy):
     big = texture(seed, 48 + 8, 48 + 8)
@@ -170,11 +170,14 @@ def test_against_ground_truth_no_worse_than_opencv():
         assert mine < 0.3, (name, mine)                  # and both actually recover the motion
 
 
-def test_cuda_variant_and_fixed_iterations_are_close_to_the_default():
-    gray = read_gray_frames(GIF, size=64)[0][:2]
-    base = tvl1_flow(gray[:1], gray[1:]).numpy()
-    for kw in (dict(variant="cuda"), dict(stopping="fixed")):
-        assert epe(tvl1_flow(gray[:1], gray[1:], **kw).numpy(), base).mean() < 0.1, kw
+def test_cuda_variant_differs_from_cpu_only_by_its_warp_kernel():
+    """As OpenCV's own CPU-vs-CUDA test: with the median off and the same iteration count, the two
+    flavours differ only in the bicubic warp (a = -0.5 normalised vs a = -0.75) -- a small difference."""
+    gray = read_gray_frames(GIF, size=48)[0][:2]
+    common = dict(nscales=3, warps=3, stopping="fixed")
+    cpu = tvl1_flow(gray[:1], gray[1:], median_filtering=1, outer_iterations=1, inner_iterations=30, **common)
+    cuda = tvl1_flow(gray[:1], gray[1:], variant="cuda", iterations=30, **common)
+    assert 0 < epe(cuda.numpy(), cpu.numpy()).mean() < 0.05
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -192,24 +195,24 @@ def test_quovadis_flow_tvl1_torch_writes_resumes_and_shards(tmp_path, capsys):
     from zoo.data.flow_store import read_flow
     from zoo.data.synthetic import make_moving_shapes
 
-    src = make_moving_shapes(tmp_path / "src", classes=2, per_class=2, frames=4, size=32, corrupt=1)
+    src = make_moving_shapes(tmp_path / "src", classes=2, per_class=2, frames=3, size=24, corrupt=1)
     out = tmp_path / "flow"
     args = ["flow", str(src), str(out), "--algorithm", "tvl1-torch", "--size", "0", "--batch-size", "4",
             "--workers", "1", "--no-progress"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)                 # shard 0 may hold the corrupt video
-        main(args + ["--shard", "0/2"])
+        main(args + ["--shard", "0/2"])                                # decoding in a worker process
     done0 = sorted(p.parent.name for p in out.rglob("meta.json"))
     assert 1 <= len(done0) <= 3
     with pytest.warns(RuntimeWarning, match="flow extraction failed"):
-        assert main(args) == 1                                           # the corrupt video fails, loudly
+        assert main(args[:-3] + ["--workers", "0", "--no-progress"]) == 1  # the corrupt video fails, loudly
     done = sorted(p.parent.name for p in out.rglob("meta.json"))
     assert len(done) == 4 and set(done0) < set(done)
     assert f"{len(done0)} already complete" in capsys.readouterr().out  # the shard's videos were resumed
     video = next(p for p in src.rglob("*.mp4") if p.stem in done)
     dest = out / video.parent.name / video.stem
     meta = json.loads((dest / "meta.json").read_text())
-    assert meta["algorithm"] == "tvl1-torch" and meta["num_frames"] == 3 and meta["height"] == 32
+    assert meta["algorithm"] == "tvl1-torch" and meta["num_frames"] == 2 and meta["height"] == 24
     gray = read_gray_frames(video)[0]
     expect = np.clip(tvl1_flow(gray[:-1], gray[1:]).numpy(), -20, 20)
     assert np.abs(read_flow(dest) - expect).max() < 1.5                 # jpg95 quantisation

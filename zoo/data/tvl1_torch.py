@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -288,10 +288,17 @@ def median_blur(u: torch.Tensor, k: int = 5) -> torch.Tensor:
     r = k // 2
     x = F.pad(u.reshape(-1, 1, h, w), (r, r, r, r), mode="replicate").squeeze(1)
     cols = _sort_columns([x[:, i:i + h] for i in range(k)])          # each (B, h, w + 2r), sorted over i
-    vals: dict[int, torch.Tensor] = {c * k + i: cols[i][:, :, c:c + w] for c in range(k) for i in range(k)}
+    # contiguous copies: min/max over strided column slices run several times slower than the copies cost
+    vals: dict[int, torch.Tensor] = {c * k + i: cols[i][:, :, c:c + w].contiguous() for c in range(k) for i in range(k)}
     program, out = _MEDIAN_PROGRAMS[k]
-    for op, dst, a, b in program:
-        vals[dst] = (torch.minimum if op == "min" else torch.maximum)(vals[a], vals[b])
+    last = {v: i for i, (_, _, a, b) in enumerate(program) for v in (a, b)}
+    pool: list[torch.Tensor] = []              # dead values' tensors, reused (no fresh allocations)
+    for i, (op, dst, a, b) in enumerate(program):
+        res = pool.pop() if pool else torch.empty_like(vals[a])
+        vals[dst] = (torch.minimum if op == "min" else torch.maximum)(vals[a], vals[b], out=res)
+        for v in (a, b):
+            if last[v] == i:
+                pool.append(vals.pop(v))
     return vals[out].reshape(shape)
 
 
@@ -370,7 +377,7 @@ def _one_scale(i0, i1, u, prm: TVL1Params, variant: str, stopping: str, check_ev
         # thresholding: fi = clamp(-rho / |grad|^2, -l_t, l_t), and +-l_t (or 0 when rho = 0) where
         # |grad|^2 <= FLT_EPSILON -- OpenCV's three-way test, in two ops
         neg_inv = torch.where(grad2 > _FLT_EPSILON, -1.0 / grad2, torch.full_like(grad2, -3e37))
-        st = _State(u, px, py, g, rho_c, neg_inv, torch.zeros(n, device=u.device))
+        st = _State(u.clone(), px, py, g, rho_c, neg_inv, torch.zeros(n, device=u.device))
         idx = torch.arange(n, device=u.device) if compact else None
         running = torch.ones(n, dtype=torch.bool, device=u.device) if use_eps and not compact else None
         k = 0
@@ -403,7 +410,9 @@ def _one_scale(i0, i1, u, prm: TVL1Params, variant: str, stopping: str, check_ev
                 if running is not None and k % check_every == 0 and not bool(running.any()):
                     break
         if compact:
-            u[idx], px[idx], py[idx] = st.u, st.px, st.py
+            u[idx] = st.u
+            if st.px is not px:                  # (px, py were updated in place while nobody stopped)
+                px[idx], py[idx] = st.px, st.py
         else:
             u, px, py = st.u, st.px, st.py
     return u
@@ -419,10 +428,18 @@ class _State:
     rho_c: torch.Tensor
     neg_inv: torch.Tensor
     prev_error: torch.Tensor
+    buf: dict = field(default_factory=dict)  # scratch tensors of the in-place step, reused
 
     def keep(self, mask: torch.Tensor) -> None:
         for name in ("u", "px", "py", "g", "rho_c", "neg_inv", "prev_error"):
             setattr(self, name, getattr(self, name)[mask])
+        self.buf.clear()
+
+    def buffer(self, name: str, like: torch.Tensor, zero: bool = False) -> torch.Tensor:
+        b = self.buf.get(name)
+        if b is None or b.shape != like.shape:
+            b = self.buf[name] = torch.zeros_like(like) if zero else torch.empty_like(like)
+        return b
 
 
 def tvl1_step(u, px, py, g, rho_c, neg_inv, l_t: float, theta: float, taut: float):
@@ -446,9 +463,35 @@ def _compiled(fn):
     return torch.compile(fn, dynamic=True)
 
 
+def _tvl1_step_(st: "_State", l_t: float, theta: float, taut: float) -> torch.Tensor:
+    """:func:`tvl1_step` in place on ``st``, into reused buffers (eager on a CPU this is 2-4x faster
+    than the pure form: fresh multi-MB tensors cost page faults on every iteration)."""
+    u, g, px, py = st.u, st.g, st.px, st.py
+    rho = torch.addcmul(st.rho_c, g[:, :1], u[:, :1], out=st.buffer("rho", st.rho_c)).addcmul_(g[:, 1:], u[:, 1:])
+    fi = rho.mul_(st.neg_inv).clamp_(-l_t, l_t)
+    div = st.buffer("div", px)
+    div.copy_(px)
+    div[..., 1:] -= px[..., :-1]
+    div += py
+    div[..., 1:, :] -= py[..., :-1, :]
+    u_new = torch.addcmul(u, fi, g, out=st.buffer("u_next", u)).add_(div, alpha=theta)
+    d = torch.sub(u_new, u, out=div).view(u.shape[0], -1)
+    error = torch.linalg.vecdot(d, d)
+    ux, uy = st.buffer("ux", u, zero=True), st.buffer("uy", u, zero=True)   # last column / row stay 0
+    torch.sub(u_new[..., 1:], u_new[..., :-1], out=ux[..., :-1])
+    torch.sub(u_new[..., 1:, :], u_new[..., :-1, :], out=uy[..., :-1, :])
+    ng = torch.mul(ux, ux, out=div).addcmul_(uy, uy).sqrt_().mul_(taut).add_(1.0)
+    px.add_(ux, alpha=taut).div_(ng)
+    py.add_(uy, alpha=taut).div_(ng)
+    st.buf["u_next"], st.u = u, u_new          # double buffering: the old u is the next output
+    return error
+
+
 def _iterate(st: _State, l_t: float, theta: float, taut: float, running, compile: bool = False):
     """One iteration on ``st`` (in place); samples whose ``running`` flag is False keep u and p.
     Returns the per-sample sum of squared changes of u."""
+    if running is None and not compile:
+        return _tvl1_step_(st, l_t, theta, taut)
     step = _compiled(tvl1_step) if compile else tvl1_step
     u_new, px, py, error = step(st.u, st.px, st.py, st.g, st.rho_c, st.neg_inv, l_t, theta, taut)
     if running is None:
