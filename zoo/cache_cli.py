@@ -83,7 +83,10 @@ def cmd_zoo_list(args) -> int:
             cached = "-"
         accuracy = ", ".join(f"{k} {v}" for k, v in entry.reported.items()) or "-"
         print(f"{name:36} {_source(entry):32} {_size(entry):>9}  {cached:6}  {accuracy}")
+    import fnmatch
     for alias, target in sorted(ALIASES.items()):
+        if not fnmatch.fnmatchcase(alias, args.pattern):
+            continue
         print(f"{alias:36} = {target} (TF-Hub deepmind/i3d-kinetics-400/1, the FVD network)")
     return 0
 

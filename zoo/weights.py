@@ -128,6 +128,7 @@ def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, for
     The raw release files are kept under ``<cache>/kinetics-i3d/<commit>/<variant>/`` only until the
     conversion succeeded: an interrupted run resumes from them.
     """
+    import contextlib
     import shutil
 
     from filelock import FileLock
@@ -150,6 +151,9 @@ def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, for
             shutil.rmtree(folder, ignore_errors=True)  # a file that passed the pins but not the reader: start over
             raise WeightsError(f"{entry.name}: {e}") from e
         shutil.rmtree(folder, ignore_errors=True)
+        for parent in (folder.parent, folder.parent.parent):  # kinetics-i3d/<commit>/, when empty
+            with contextlib.suppress(OSError):
+                parent.rmdir()
     return local
 
 
