@@ -35,7 +35,7 @@ from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, wr
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".gif")
 DEFAULT_SHORT_SIDE = 256  # the I3D protocol's: flow is computed and clipped at the network's scale
-ALGORITHMS = ("tvl1", "farneback")
+ALGORITHMS = ("tvl1", "farneback", "tvl1-torch")  # tvl1-torch: zoo.data.tvl1_torch (OpenCV's TV-L1 in PyTorch)
 _CONTRIB_HINT = ("TV-L1 optical flow needs OpenCV's contrib modules (cv2.optflow): "
                  "pip install opencv-contrib-python-headless  -- plain opencv-python lacks TV-L1 "
                  "(uninstall it first if both are installed, they share the cv2 package)")
@@ -109,6 +109,9 @@ def compute_flow(gray: np.ndarray, algorithm: str = "tvl1") -> np.ndarray:
     cv2 = _cv2()
     if len(gray) < 2:
         raise ValueError(f"optical flow needs at least 2 frames, got {len(gray)}")
+    if algorithm == "tvl1-torch":
+        from .tvl1_torch import tvl1_video
+        return tvl1_video(gray)
     if algorithm == "tvl1":
         if not tvl1_available():
             raise ImportError(_CONTRIB_HINT)
@@ -164,8 +167,11 @@ def _extract_job(video: str, dest: str, kwargs: dict) -> int:
 
 def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str = "tvl1", bound: float = 20,
                          size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None, fmt: str = DEFAULT_FORMAT,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, shard: str | None = None, **torch_options) -> dict:
     """Extract the flow of every video under ``src_dir`` into ``out_dir`` (mirroring relative paths).
+    ``shard="K/N"`` takes every N-th video from the K-th (``zoo.sharding``), for jobs on several machines.
+    ``algorithm="tvl1-torch"`` runs :func:`zoo.data.tvl1_extract.extract_dataset_flow_torch` (options
+    ``device``, ``batch_size``, ``variant``, ``stopping``, ``compile`` in ``torch_options``).
 
     Skips videos whose folder is complete, redoes incomplete ones, and never stops on a bad video (one
     warning each). ``workers`` > 1 uses a spawn ProcessPoolExecutor; 1 runs in this process.
@@ -175,6 +181,10 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown flow algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if algorithm == "tvl1-torch":
+        from .tvl1_extract import extract_dataset_flow_torch
+        return extract_dataset_flow_torch(src_dir, out_dir, workers=workers, bound=bound, size=size, fps=fps,
+                                          fmt=fmt, progress=progress, shard=shard, **torch_options)
     _cv2()  # fail once, up front, not once per video
     if algorithm == "tvl1" and not tvl1_available():
         raise ImportError(_CONTRIB_HINT)
@@ -182,7 +192,8 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
         raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     start = time.perf_counter()
-    videos = find_videos(src_dir)
+    from zoo.sharding import parse_shard, select_shard
+    videos = select_shard(find_videos(src_dir), *parse_shard(shard))
     todo, skipped = [], 0
     for v in videos:
         dest = flow_dir_for(v, src_dir, out_dir)
@@ -239,6 +250,17 @@ def add_flow_parser(subparsers):
     p.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT, choices=FORMATS,
                    help=f"storage format (default {DEFAULT_FORMAT})")
     p.add_argument("--bound", type=float, default=20.0, help="clip flow to +-BOUND pixels (default 20)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="only every N-th video from the K-th (K from 0), e.g. $SLURM_ARRAY_TASK_ID/8")
+    g = p.add_argument_group("tvl1-torch (PyTorch TV-L1, zoo.data.tvl1_torch)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    g.add_argument("--batch-size", type=int, default=16, help="frame pairs per solver call (default 16)")
+    g.add_argument("--variant", default="cpu", choices=("cpu", "cuda"),
+                   help="which OpenCV TV-L1 to reproduce: cv2.optflow (cpu, default) or cv2.cuda (cuda)")
+    g.add_argument("--fixed-iterations", action="store_true",
+                   help="run every iteration instead of OpenCV's epsilon stopping rule (no host syncs)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the solver (meant for GPUs, untested there; on a CPU it measured slower)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_flow)
     return p
@@ -248,7 +270,10 @@ def cmd_flow(args) -> int:
     """Run :func:`extract_dataset_flow` from parsed args and print the summary; 1 if any video failed."""
     s = extract_dataset_flow(args.src_dir, args.out_dir, workers=args.workers, algorithm=args.algorithm,
                              bound=args.bound, size=args.size or None, fps=args.fps, fmt=args.fmt,
-                             progress=not getattr(args, "no_progress", False))
+                             progress=not getattr(args, "no_progress", False), shard=args.shard,
+                             **({"device": args.device, "batch_size": args.batch_size, "variant": args.variant,
+                                 "stopping": "fixed" if args.fixed_iterations else "epsilon", "compile": args.compile}
+                                if args.algorithm == "tvl1-torch" else {}))
     print(f"flow: {s['videos']} videos: {s['done']} done, {s['skipped']} already complete, "
           f"{len(s['failed'])} failed; {s['flow_frames']} flow frames in {s['seconds']:.1f} s "
           f"({s['flow_frames_per_s']:.1f} frames/s)")
