@@ -73,10 +73,13 @@ def _local_source(url: str) -> Path | None:
 def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, retries: int, backoff: float,
          desc: str, quiet: bool) -> None:
     """Fill ``part`` with the file at ``url``, resuming from what ``part`` already holds."""
-    import httpx2 as httpx
     from huggingface_hub.utils import get_session
 
     session = get_session()
+    httpx = sys.modules[type(session).__module__.split(".")[0]]  # httpx (huggingface_hub 1.x) or httpx2 (2.x)
+    if not hasattr(httpx, "TransportError"):
+        raise ImportError(f"huggingface_hub's session is a {type(session).__module__} client; quovadis needs "
+                          "huggingface_hub>=1.0 (httpx): pip install -U huggingface_hub")
     failures, wait = 0, backoff
     while True:
         have = part.stat().st_size if part.exists() else 0
