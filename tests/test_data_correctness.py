@@ -232,3 +232,34 @@ def test_precise_bn_recomputes_the_statistics():
     torch.testing.assert_close(model[1].running_mean, mean, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model[1].running_var, var, rtol=1e-5, atol=1e-5)
     assert model[1].momentum == 0.001 and model[3].momentum == 0.1 and not model.training
+
+
+# ---------------------------------------------------------------- laws
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(2, 400), src=st.sampled_from([12.0, 15.0, 23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 59.94, 60.0]),
+       dst=st.sampled_from([10.0, 24.0, 25.0, 30.0]))
+def test_timestamp_retiming_equals_rate_retiming_at_a_constant_rate(n, src, dst):
+    by_time = sampling.resample_times(np.arange(n) / src, dst).tolist()
+    by_rate = sampling.resample_fps(n, src, dst).tolist()
+    k = min(len(by_time), len(by_rate))
+    assert by_time[:k] == by_rate[:k]
+    x = n / src * dst                                                        # the retimed length before rounding
+    tie = abs(x - math.floor(x) - 0.5) < 1e-6
+    assert len(by_time) == len(by_rate) or (tie and abs(len(by_time) - len(by_rate)) == 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(labels=st.lists(st.integers(0, 5), min_size=1, max_size=60), fraction=st.floats(0.05, 0.95),
+       seed=st.integers(0, 10))
+def test_holdout_is_a_stratified_partition(labels, fraction, seed):
+    keep, held = D.holdout_indices(labels, fraction, seed)
+    assert sorted(keep + held) == list(range(len(labels)))
+    for y in set(labels):
+        n, k = labels.count(y), sum(labels[i] == y for i in held)
+        assert (1 <= k <= n - 1) if n > 1 else k == 0                        # each class keeps a training video
+    assert D.holdout_indices(labels, fraction, seed) == (keep, held)

@@ -190,7 +190,8 @@ class VideoClipDataset(Dataset):
             if abs(rate - self.fps) > 1e-3 * self.fps:
                 raise FlowGeometryError(
                     f"flow in {fdir} is at {rate:g} fps but clips are built at data.fps={self.fps:g}: RGB and flow "
-                    f"would be misaligned. Re-extract it on the retimed video: quovadis flow SRC OUT --fps {self.fps:g}")
+                    f"would be misaligned. Re-extract it on the retimed video: "
+                    f"quovadis flow SRC OUT --fps {self.fps:g}")
         elif rate and source and abs(rate - source) > 1e-3 * source:
             raise FlowGeometryError(
                 f"flow in {fdir} was retimed to {rate:g} fps (video: {source:g} fps) but data.fps is unset, so "

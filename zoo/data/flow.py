@@ -123,7 +123,8 @@ def compute_flow(gray: np.ndarray, algorithm: str = "tvl1") -> np.ndarray:
 
 
 def extract_video_flow(video_path, out_dir, *, algorithm: str = "tvl1", bound: float = 20,
-                       size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None, fmt: str = DEFAULT_FORMAT) -> int:
+                       size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None,
+                       fmt: str = DEFAULT_FORMAT) -> int:
     """Decode ``video_path`` (retimed to ``fps`` if given, short side resized to ``size``; 0/None: as is),
     compute its flow and write it to ``out_dir`` (complete when this returns). Returns the number of flow
     frames (frames - 1). Uses one OpenCV thread (see the module docstring)."""

@@ -97,7 +97,9 @@ def resample_times(times, dst_fps: float) -> torch.Tensor:
     ``k / dst_fps``, the last one whose time is ``<= k / dst_fps`` (FFmpeg's ``fps`` filter, rounding down).
     A variable-frame-rate file thus repeats a frame where a timestamp is missing. The retimed video lasts
     as long as the source: ``round(duration * dst_fps)`` frames, the duration being the last frame's time
-    plus one median frame interval. For a constant rate this equals :func:`resample_fps`."""
+    plus one median frame interval (a single frame gives one), rounded half up. For a constant rate this
+    equals :func:`resample_fps`, except that at an exact half their lengths may differ by one frame (that
+    function rounds float noise; property-tested)."""
     t = torch.as_tensor(np.asarray(times, dtype=np.float64))
     if t.numel() == 0:
         raise ValueError("a video needs at least one frame, got no frame times")
@@ -105,7 +107,7 @@ def resample_times(times, dst_fps: float) -> torch.Tensor:
         raise ValueError(f"dst_fps must be positive, got {dst_fps}")
     t = t - t[0]
     step = float(t.diff().median()) if t.numel() > 1 else 1.0 / dst_fps
-    n_out = max(1, int(round((float(t[-1]) + step) * dst_fps)))
+    n_out = max(1, math.floor(round((float(t[-1]) + step) * dst_fps, 6) + 0.5))   # half up, float noise snapped
     ticks = torch.arange(n_out, dtype=torch.float64) / dst_fps
     return (torch.searchsorted(t, ticks + 1e-6, right=True) - 1).clamp_(0, t.numel() - 1)
 
