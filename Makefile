@@ -9,17 +9,21 @@ $(BIN)/quovadis: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test,tf,video,flow,train]'
+	$(BIN)/pip install -q -e '.[test,tf,video,flow,train,docs]'
 	touch $@
 
-.PHONY: venv demo test bench sweep
+.PHONY: venv demo test docs bench sweep
 venv: $(BIN)/quovadis
 
 demo: venv
 	$(BIN)/quovadis inflate resnet50 --frames 8 --out runs/resnet50_i3d.safetensors
 
+# tests/, then the code blocks of README.md and docs/ (Sybil, conftest.py; one worker per document)
 test: venv
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests README.md docs
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: venv
 	$(BIN)/python benchmarks/bench_inflate.py
