@@ -88,7 +88,9 @@ def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, ret
             have = 0
         if expected_size is not None and have == expected_size and have > 0:
             return
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        headers = {"Accept-Encoding": "identity"}  # byte ranges and Content-Length count the file's own bytes
+        if have:
+            headers["Range"] = f"bytes={have}-"
         received = 0
         try:
             with session.stream("GET", url, headers=headers, follow_redirects=True,
