@@ -286,3 +286,12 @@ def test_proxies_are_honoured(release, tree, tmp_path, monkeypatch):
         monkeypatch.delenv("HTTP_PROXY")
         close_session()
     assert path.read_bytes() == (tree / INDEX_PATH).read_bytes() and len(release.gets(INDEX_PATH)) == 1
+
+
+def test_zoo_fetch_arguments_are_checked(release, capsys):
+    from zoo.cli import main
+    assert main(["zoo", "fetch"]) == 2 and "give zoo names to fetch, or --all" in capsys.readouterr().err
+    assert main(["zoo", "fetch", "slow_resnet50_inflated"]) == 2
+    assert "no video weights to fetch" in capsys.readouterr().err
+    assert main(["zoo", "fetch", "i3d_inception_k400_flow", "--source", "release", "--quiet"]) == 1  # not served
+    assert "i3d_inception_k400_flow: FAILED" in capsys.readouterr().err and release.gets(INDEX_PATH) == []
