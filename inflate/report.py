@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from .policy import Policy
 from .video_model import VideoModel
@@ -45,6 +44,8 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode  # imports triton where installed: only when counting
+
     model.eval()
     with FlopCounterMode(display=False) as counter:
         model(x)

@@ -17,7 +17,6 @@ import inflate.io
 from inflate.video_model import VideoModel
 
 from .i3d import InceptionI3d
-from .model_card import render_card
 from .registry import ModelEntry
 from .two_stream import TwoStreamI3D
 from .weights import WeightsError, offline
@@ -69,6 +68,8 @@ def save_pretrained(model: nn.Module, folder, repo_id: str = "local/model") -> P
     spec = model_spec(model)
     save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "quovadis.format": FORMAT})
     (folder / CONFIG_NAME).write_text(json.dumps(spec, indent=2))
+    from .model_card import render_card  # huggingface_hub's ModelCard (jinja2): only when pushing
+
     render_card(repo_id, spec).save(folder / "README.md")
     return folder
 
