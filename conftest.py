@@ -19,27 +19,35 @@ from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 DOC_FIXTURES = ["docs_workdir"]
 
 
-@pytest.fixture(scope="module")
-def docs_workdir(tmp_path_factory):
-    """A fresh folder per document, holding random-weight stand-ins for the checkpoints the examples name, and
-    the zoo's cache pointed inside it, offline: nothing is downloaded (the download path has its own tests
-    against a local server) and nothing lands in ~/.cache."""
+@pytest.fixture(scope="session")
+def doc_weights(tmp_path_factory):
+    """Random-weight stand-ins for the checkpoints the examples name (built once): local files, and our cache."""
     import torch
     from safetensors.torch import save_model
 
     import zoo
 
-    root = tmp_path_factory.mktemp("docs")
-    cache = root / "quovadis_cache"
-    env = {"QUOVADIS_HOME": str(cache), "QUOVADIS_OFFLINE": "1"}
-    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    root = tmp_path_factory.mktemp("doc_weights")
     torch.manual_seed(0)
-    for name, path in [("i3d_inception_k400_rgb_imagenet", root / "rgb_imagenet.safetensors"),
-                       ("i3d_inception_k400_flow_imagenet", root / "flow_imagenet.safetensors"),
-                       ("i3d_inception_k400_rgb", cache / "i3d_inception_k400_rgb.safetensors")]:
+    for name, path in [("i3d_inception_k400_rgb_imagenet", root / "files" / "rgb_imagenet.safetensors"),
+                       ("i3d_inception_k400_flow_imagenet", root / "files" / "flow_imagenet.safetensors"),
+                       ("i3d_inception_k400_rgb", root / "cache" / "i3d_inception_k400_rgb.safetensors")]:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_model(zoo.load(name, pretrained=False), str(path))
+    return root
+
+
+@pytest.fixture(scope="module")
+def docs_workdir(tmp_path_factory, doc_weights):
+    """A fresh working folder per document holding the weights files, with the zoo's cache pointed at the
+    stand-ins, offline: nothing is downloaded (the download path has its own tests against a local server)
+    and nothing lands in ~/.cache."""
+    root = tmp_path_factory.mktemp("docs")
+    for f in (doc_weights / "files").iterdir():
+        (root / f.name).symlink_to(f)
+    env = {"QUOVADIS_HOME": str(doc_weights / "cache"), "QUOVADIS_OFFLINE": "1"}
+    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     os.chdir(root)
     yield root
     os.chdir(old_cwd)
