@@ -47,13 +47,13 @@ def conv_cases(draw):
                      groups, bias=draw(st.booleans()), padding_mode=mode).double()
     kt, ts, td = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
     frames = draw(st.integers(ts, 7))
-    return conv, (kt, ts, td), frames
+    return conv, (kt, ts, td), frames, (draw(st.integers(5, 8)), draw(st.integers(5, 8)))
 
 
 @given(conv_cases(), st.sampled_from(PADDINGS), st.booleans(), st.sampled_from(inflate.INIT_MODES),
        st.integers(0, 2**16))
 def test_inflated_conv_equals_conv3d_on_padded_clip(case, time_padding, causal, init, seed):
-    conv, (kt, ts, td), frames = case
+    conv, (kt, ts, td), frames, (height, width) = case
     causal = causal and time_padding != "circular"
     event(f"conv kt={kt} stride={ts} dilation={td} padding={time_padding} causal={causal}")
     video = inflate.inflate(nn.Sequential(conv), policy=[inflate.Rule("0", kernel=kt, stride=ts, dilation=td)],
@@ -68,7 +68,7 @@ def test_inflated_conv_equals_conv3d_on_padded_clip(case, time_padding, causal, 
         torch.testing.assert_close(weight.detach().sum(2), conv.weight.detach(), rtol=1e-9, atol=1e-12)
         assert kt == 1 or not torch.equal(weight[:, :, 0], weight[:, :, -1])
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, conv.in_channels, frames, 6, 7, generator=g, dtype=torch.float64)
+    x = torch.randn(2, conv.in_channels, frames, height, width, generator=g, dtype=torch.float64)
     assert_matches(per_time(video, x), conv3d_reference(x, conv, weight, kt, ts, td, time_padding, causal))
     if isinstance(layer, InflatedConv):  # taps that differ in time: order and offsets all matter
         with torch.no_grad():
@@ -85,19 +85,19 @@ def pool_cases(draw):
     else:
         pool = nn.AvgPool2d(k, s, pad, ceil_mode=ceil, count_include_pad=draw(st.booleans()))
     kt, ts, td = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    return pool, (kt, ts, td), draw(st.integers(ts, 7))
+    return pool, (kt, ts, td), draw(st.integers(ts, 7)), (draw(st.integers(5, 8)), draw(st.integers(5, 8)))
 
 
 @given(pool_cases(), st.sampled_from(PADDINGS), st.booleans(), st.integers(0, 2**16))
 def test_inflated_pool_equals_pool3d_on_padded_clip(case, time_padding, causal, seed):
-    pool, (kt, ts, td), frames = case
+    pool, (kt, ts, td), frames, (height, width) = case
     causal = causal and time_padding != "circular"
     event(f"{type(pool).__name__} kt={kt} stride={ts} padding={time_padding} causal={causal}")
     video = inflate.inflate(nn.Sequential(pool), policy=[inflate.Rule("0", kernel=kt, stride=ts, dilation=td,
                                                                       kind="pool")],
                             time_padding=time_padding, causal=causal)
     assert isinstance(video.net[0], InflatedPool) or (kt, ts) == (1, 1)
-    x = torch.randn(2, 3, frames, 6, 7, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = torch.randn(2, 3, frames, height, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     assert_matches(per_time(video, x), pool3d_reference(x, pool, kt, ts, td, time_padding, causal))
 
 

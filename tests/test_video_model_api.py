@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame
 
@@ -53,9 +53,15 @@ def special_reference(x, conv, w, kt, ts, time_padding, causal):
 
 
 @settings(max_examples=15)
+@example(Conv2dSame, 2, 2, 1, 1, "replicate", False, 2, 0, 8, 9)  # TF "SAME" under a stride: even sizes differ
+@example(StdConv2dSame, 1, 2, 1, 2, "zeros", True, 3, 1, 9, 8)
+@example(ScaledStdConv2dSame, 1, 1, 2, 1, "circular", False, 2, 2, 6, 7)  # even kernel, stride 1: dynamic pad
 @given(st.sampled_from(SPECIAL), st.integers(1, 3), st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
-       st.sampled_from(inflate.TIME_PADDING_MODES), st.booleans(), st.integers(2, 5), st.integers(0, 999))
-def test_timm_special_convs_equal_their_3d_reference(cls, k, stride, kt, ts, time_padding, causal, frames, seed):
+       st.sampled_from(inflate.TIME_PADDING_MODES), st.booleans(), st.integers(2, 5), st.integers(0, 999),
+       st.integers(6, 9), st.integers(6, 9))
+def test_timm_special_convs_equal_their_3d_reference(cls, k, stride, kt, ts, time_padding, causal, frames, seed,
+                                                     height, width):
+    """Even and odd frame sizes: TF "SAME" pads them differently under a stride."""
     causal = causal and time_padding != "circular"
     torch.manual_seed(seed)
     conv = cls(4, 6, k + 1, stride=stride, groups=2, bias=True).double()
@@ -68,7 +74,7 @@ def test_timm_special_convs_equal_their_3d_reference(cls, k, stride, kt, ts, tim
     assert isinstance(layer, InflatedConv)
     with torch.no_grad():
         layer.weight.normal_()
-        x = torch.randn(2, 4, frames, 7, 9, dtype=torch.float64)
+        x = torch.randn(2, 4, frames, height, width, dtype=torch.float64)
         got = video(x, reduce_time=False).transpose(1, 2)
         want = special_reference(x, conv, layer.weight, kt + 1, ts, time_padding, causal)
     assert got.shape == want.shape
@@ -121,6 +127,8 @@ def test_reset_classifier_gives_new_classes_and_keeps_the_backbone(builder):
         feats = video.forward_features(x)
     video.reset_classifier(7)
     assert video.config["num_classes"] == 7
+    if hasattr(video.net, "get_classifier"):  # timm's own reset_classifier ran (it also updates num_classes)
+        assert video.net.num_classes == 7 and video.net.get_classifier().out_features == 7
     with torch.no_grad():
         assert video(x).shape == (1, 7)
         torch.testing.assert_close(video.forward_features(x), feats)
@@ -133,8 +141,25 @@ def test_reset_classifier_gives_new_classes_and_keeps_the_backbone(builder):
 
 def test_reset_classifier_on_a_model_without_a_head_says_what_to_do():
     video = inflate.inflate(nn.Sequential(nn.Conv2d(3, 4, 3)))
-    with pytest.raises(AttributeError, match="reduce_time=False"):
+    with pytest.raises(AttributeError, match=r"^Sequential has no classifier attribute \(fc, classifier, heads, "
+                                             r"head\); use forward\(x, reduce_time=False\) for per-time outputs$"):
         video.reset_classifier(3)
+
+
+class HeadsNet(nn.Module):  # torchvision's ViTs call their classifier ``heads``
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.heads = nn.Sequential(nn.Linear(4, 6))
+
+    def forward(self, x):
+        return self.heads(self.conv(x).mean((2, 3)))
+
+
+def test_reset_classifier_finds_heads():
+    video = inflate.inflate(HeadsNet())
+    video.reset_classifier(2)
+    assert video(torch.randn(1, 3, 2, 8, 8)).shape == (1, 2)
 
 
 def test_reset_classifier_replaces_the_last_linear_of_a_sequential_head():
@@ -142,11 +167,13 @@ def test_reset_classifier_replaces_the_last_linear_of_a_sequential_head():
     net.add_module("conv", nn.Conv2d(3, 4, 3))
     net.add_module("pool", nn.AdaptiveAvgPool2d(1))
     net.add_module("flat", nn.Flatten())
-    net.add_module("head", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 5))))
+    net.add_module("head", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8),
+                                         nn.Sequential(nn.Linear(8, 5))))
     video = inflate.inflate(net)
-    first = video.net.head[0].weight.clone()
+    first, second = video.net.head[0].weight.clone(), video.net.head[2].weight.clone()
     video.reset_classifier(2)
-    assert video.net.head[2][0].out_features == 2 and torch.equal(video.net.head[0].weight, first)
+    assert video.net.head[3][0].out_features == 2 and torch.equal(video.net.head[0].weight, first)
+    assert torch.equal(video.net.head[2].weight, second) and video.net.head[2].out_features == 8
     assert video(torch.randn(1, 3, 2, 8, 8)).shape == (1, 2)
 
 
@@ -161,6 +188,8 @@ def test_forward_features_keeps_time_and_restores_the_head():
         torch.testing.assert_close(tv.net.fc(feats).mean(1), tv(x), rtol=1e-5, atol=1e-6)
         with pytest.raises(ValueError):
             tv.forward_features(torch.randn(2, 3, 64, 64))
+        with pytest.raises(ValueError, match=r"\(B, C, T, H, W\); got list"):
+            tv.forward_features([x])
         assert isinstance(tv.net.fc, nn.Linear)
     tm = inflate.inflate(timm.create_model("test_resnet", num_classes=4).eval(), time_kernel=3)
     with torch.no_grad():
@@ -200,10 +229,21 @@ def test_layers_outside_their_video_model_say_so():
         video.net[0](torch.randn(4, 3, 8, 8))
 
 
+def test_to_channels_last_also_lays_out_the_convs_left_2d():
+    video = inflate.inflate(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)), policy="0=3")
+    x = torch.randn(2, 3, 3, 9, 9)
+    with torch.no_grad():
+        want = video(x)
+        video.to_channels_last()
+        assert video.net[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+        assert video.net[2].weight.dim() == 4 and video.net[2].weight.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(video(x.contiguous(memory_format=torch.channels_last_3d)), want)
+
+
 def test_layers_describe_themselves():
-    video = inflate.inflate(nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.MaxPool2d(2)),
+    video = inflate.inflate(nn.Sequential(nn.Conv2d(3, 4, (3, 5), stride=(1, 2)), nn.MaxPool2d(2)),
                             policy="0=3/2/2; pool:1=2", time_padding="zeros", causal=True)
     conv, pool = repr(video.net[0]), repr(video.net[1])
-    assert "3, 4, kernel=(3, 3, 3), stride=(2, 1, 1), groups=1" in conv
+    assert "3, 4, kernel=(3, 3, 5), stride=(2, 1, 2), groups=1" in conv
     assert "time_kernel=3, time_stride=2, time_dilation=2, time_padding='zeros', causal=True" in conv
     assert "time_kernel=2, time_stride=1, time_dilation=1, time_padding='zeros', causal=True" in pool
