@@ -192,3 +192,29 @@ def test_array_files_are_video_sources(tmp_path):
     np.save(tmp_path / "bad.npy", arr.astype(np.float32))
     with pytest.raises(VideoDecodeError, match=r"bad.npy: expected uint8 videos \(N, T, H, W, 3\), got float32"):
         list_videos(tmp_path / "bad.npy")
+
+
+def test_two_stream_follows_retimed_flow(videos, tmp_path):
+    """Flow made by `quovadis flow --fps` indexes the retimed video: the RGB stream reads the same frames."""
+    folder, rgb_weights = videos
+    torch.manual_seed(3)
+    flow_weights = tmp_path / "flow.safetensors"
+    save_file(zoo.load("i3d_inception_k400_flow", pretrained=False).state_dict(), str(flow_weights))
+    src = tmp_path / "src"
+    src.mkdir()
+    video = next(folder.glob("sub/*.mp4"))                      # 10 frames at 25 fps
+    (src / "a.mp4").symlink_to(video)
+    flow = np.random.default_rng(1).normal(0, 2, (4, 24, 30, 2)).astype(np.float32)
+    write_flow(tmp_path / "flow" / "a", flow, algorithm="tvl1", fps=12.5, source_fps=25.0, fmt="npz-f16")
+    fx = FeatureExtractor("i3d_inception_k400_two_stream", endpoints=["Mixed_3b"], clip_len=4, stride=4,
+                          weights={"rgb": rgb_weights, "flow": flow_weights}, exact=True, pool="mean")
+    fx.run(src, tmp_path / "out", flow_dir=tmp_path / "flow", workers=0, progress=False)
+    got, _ = _read(tmp_path / "out" / "a.safetensors")
+    assert sorted(got) == ["flow.Mixed_3b", "frames", "rgb.Mixed_3b", "timestamps"]
+    torch.testing.assert_close(got["timestamps"], torch.tensor([[0.0, 4 / 12.5]], dtype=torch.float64))
+    from zoo.data.decode import read_frames
+    rgb = zoo.info("i3d_inception_k400_two_stream").transform["rgb"](read_frames(video, [0, 2, 4, 6]))
+    net = zoo.load("i3d_inception_k400_rgb_imagenet", weights=rgb_weights)
+    with torch.inference_mode():
+        want = net.extract_endpoints(rgb[None], ["Mixed_3b"])["Mixed_3b"].mean(dim=(2, 3, 4))
+    torch.testing.assert_close(got["rgb.Mixed_3b"], want, rtol=1e-5, atol=1e-6)

@@ -22,7 +22,8 @@ Writes are atomic; a video whose output exists is skipped (after checking it was
 settings), so a killed run resumes where it stopped.
 
 Flow models read the flow of video ``SRC/a/b.mp4`` from ``FLOW_DIR/a/b/`` as written by ``quovadis flow``
-(flow frame i is from frame i to i + 1; clips index flow frames).
+(flow frame i is from frame i to i + 1; clips index flow frames, at the flow's rate: for flow made with
+``--fps``, a two-stream model's RGB frames are those of the video retimed the same way).
 """
 from __future__ import annotations
 
@@ -86,9 +87,15 @@ class _ClipChunks(torch.utils.data.IterableDataset):
 
     def _clips(self, job):
         from .data.flow_store import read_flow, read_meta
+        timeline = None  # RGB frame of each timeline frame, when the flow was made on a retimed video
         if "flow" in self.streams:
             meta = read_meta(job.flow_dir)
-            n, fps = int(meta["num_frames"]), float(meta.get("fps") or 25.0)
+            n, fps = int(meta["num_frames"]), float(meta.get("fps") or job.video.fps())
+            src_fps = meta.get("source_fps")
+            if "rgb" in self.streams and src_fps and abs(float(src_fps) - fps) > 1e-3 and job.video.kind == "file":
+                from .data.decode import frame_times
+                from .data.sampling import resample_times
+                timeline = resample_times(frame_times(job.video.path), fps).tolist()  # as `quovadis flow --fps`
         else:
             n, fps = job.video.num_frames(), job.video.fps()
         starts = clip_starts(n, self.clip_len, self.stride)
@@ -100,7 +107,8 @@ class _ClipChunks(torch.utils.data.IterableDataset):
                     "last": c + self.chunk >= len(starts), "error": None}
             for stream in self.streams:
                 if stream == "rgb":
-                    frames = job.video.read(idx)
+                    frames = job.video.read(idx if timeline is None else [timeline[min(i, len(timeline) - 1)]
+                                                                            for i in idx])
                 else:
                     frames = torch.from_numpy(read_flow(job.flow_dir, idx))
                 clips = []
