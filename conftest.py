@@ -29,11 +29,12 @@ def doc_weights(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("doc_weights")
     torch.manual_seed(0)
-    for name, path in [("i3d_inception_k400_rgb_imagenet", root / "files" / "rgb_imagenet.safetensors"),
-                       ("i3d_inception_k400_flow_imagenet", root / "files" / "flow_imagenet.safetensors"),
-                       ("i3d_inception_k400_rgb", root / "cache" / "i3d_inception_k400_rgb.safetensors")]:
+    rgb, flow = (zoo.load(name, pretrained=False) for name in ("i3d_inception_k400_rgb", "i3d_inception_k400_flow"))
+    for model, path in [(rgb, root / "files" / "rgb_imagenet.safetensors"),
+                        (flow, root / "files" / "flow_imagenet.safetensors"),
+                        (rgb, root / "cache" / "i3d_inception_k400_rgb.safetensors")]:  # same architecture
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(zoo.load(name, pretrained=False), str(path))
+        save_model(model, str(path))
     return root
 
 
