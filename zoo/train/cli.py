@@ -71,6 +71,12 @@ def _evaluate_runs(args, world) -> int:
         model = build_model(cfg, len(dataset.classes))
         model.load_state_dict(weights)
         model.to(world.device)
+        if not getattr(args, "exact", False) and hasattr(model, "fused"):  # the fast path; cfg.precision's autocast still applies
+            model = model.fused(channels_last=cfg.channels_last)
+            if world.is_main:
+                import sys
+                print(f"{run}: fast path: fused I3D (BatchNorm folded, 1x1 convs merged); --exact for the unfused "
+                      "model", file=sys.stderr)
         batch_size = 1 if cfg.data.test_clips == "all" else args.batch_size or cfg.data.batch_size  # views vary
         loader, _ = make_loader(dataset, world, cfg, False, collate_skip_corrupt, batch_size)
         metrics, p = evaluate(model, loader, cfg, world, dataset.classes)
@@ -157,4 +163,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--crops", type=int, default=None, choices=[1, 3])
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--out", default=None)
+    p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: I3D's fused fast path)")
     p.set_defaults(func=cmd_evaluate)
