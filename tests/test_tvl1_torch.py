@@ -180,6 +180,17 @@ def test_cuda_variant_differs_from_cpu_only_by_its_warp_kernel():
     assert 0 < epe(cuda.numpy(), cpu.numpy()).mean() < 0.05
 
 
+def test_frozen_mask_path_equals_the_compacting_path():
+    """On a GPU stopped samples are frozen by a mask (no host sync per iteration); on a CPU they leave
+    the batch. Both follow OpenCV's per-image stopping rule, so they give the same flow."""
+    gray = read_gray_frames(GIF, size=24)[0][:3]
+    compacting = tvl1_flow(gray[:-1], gray[1:], check_every=1)
+    masked = tvl1_flow(gray[:-1], gray[1:], check_every=1000)
+    one_by_one = torch.cat([tvl1_flow(gray[i:i + 1], gray[i + 1:i + 2]) for i in range(2)])
+    torch.testing.assert_close(masked, compacting, rtol=0, atol=1e-5)
+    torch.testing.assert_close(one_by_one, compacting, rtol=0, atol=1e-5)
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="same shape"):
         tvl1_flow(np.zeros((1, 20, 20), np.uint8), np.zeros((1, 20, 21), np.uint8))
