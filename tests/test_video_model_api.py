@@ -81,6 +81,20 @@ def test_timm_special_convs_equal_their_3d_reference(cls, k, stride, kt, ts, tim
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("kernel, stride, dilation", [((3, 1), (2, 1), 1), ((1, 3), 1, 1), ((1, 2), 1, 1),
+                                                      ((3, 2), (2, 1), (1, 2)), ((2, 3), (1, 2), (2, 1))])
+@pytest.mark.parametrize("height, width", [(8, 9), (7, 8)])
+def test_tf_same_conv_pads_each_axis_by_its_own_kernel_stride_and_dilation(kernel, stride, dilation, height, width):
+    conv = Conv2dSame(2, 3, kernel, stride=stride, dilation=dilation).double()
+    video = inflate.inflate(nn.Sequential(conv), policy="0=2")
+    x = torch.randn(1, 2, 3, height, width, dtype=torch.float64)
+    with torch.no_grad():
+        got = video(x, reduce_time=False).transpose(1, 2)
+        want = special_reference(x, conv, video.net[0].weight, 2, 1, "replicate", False)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
 @pytest.mark.parametrize("cls", SPECIAL)
 def test_timm_special_convs_keep_the_boring_video_law(cls):
     torch.manual_seed(0)

@@ -9,7 +9,8 @@
 # (`pip install mutmut`). It fits a shared 2-core machine: $JOBS (default 2) single-threaded children,
 # each running only the fast inflation tests that reach the mutated function, stopping at the first
 # failure, with Hypothesis' "dev" profile. It ends with the score and the surviving mutants; inspect
-# one with `cd $WORK && $PY -m mutmut show NAME`.
+# one with `cd $WORK && $PY -m mutmut show NAME`. After adding tests for survivors (commit them), rerun just
+# those mutants with `tools/mutation.sh survivors`.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$REPO/.venv/bin/python}"
@@ -20,10 +21,19 @@ TESTS="${TESTS:-tests/test_inflate_differential.py tests/test_video_model_api.py
 
 "$PY" -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed: $PY -m pip install mutmut" >&2; exit 2; }
 case "$WORK" in "$REPO"|"$REPO"/*) echo "WORK must be outside the repository" >&2; exit 2;; esac
-rm -rf "$WORK"
-mkdir -p "$WORK"
-git -C "$REPO" archive HEAD | tar -x -C "$WORK"
-cd "$WORK"
+MODE="${1:-all}"   # all: a fresh run; survivors: rerun last run's survivors with HEAD's (new) tests
+if [ "$MODE" = survivors ]; then
+  cd "$WORK"
+  names=$(grep -E ": (survived|no tests)$" mutmut-results.txt | sed 's/^ *//; s/: .*//')
+  [ -n "$names" ] || { echo "no survivors in $WORK/mutmut-results.txt"; exit 0; }
+  rm -rf tests
+  git -C "$REPO" archive HEAD tests | tar -x -C "$WORK"
+else
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  git -C "$REPO" archive HEAD | tar -x -C "$WORK"
+  cd "$WORK"
+fi
 
 list() { for x in $1; do printf '    %s\n' "$x"; done; }
 {
@@ -39,13 +49,13 @@ list() { for x in $1; do printf '    %s\n' "$x"; done; }
   echo "pytest_add_cli_args ="
   list "-x -q -p no:xdist -p no:cacheprovider"
 } > setup.cfg
-rm -f pyproject.toml.mutmut
 # children are forked from a process that already ran torch: keep every intra-op pool at one thread
 echo 'torch.set_num_threads(1)' >> tests/conftest.py
 
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-dev}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONWARNINGS=ignore
 start=$(date +%s)
-"$PY" -m mutmut run --max-children "$JOBS" > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
+# shellcheck disable=SC2086
+"$PY" -m mutmut run --max-children "$JOBS" ${names:-} > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
 "$PY" -m mutmut export-cicd-stats > /dev/null
 "$PY" -m mutmut results --all true > mutmut-results.txt 2>&1 || true
 "$PY" - "$(( $(date +%s) - start ))" <<'EOF'
