@@ -1,7 +1,7 @@
 """Start-up time of the ``quovadis`` command against a bare ``python -c "import torch"``, measured in the same run.
 
-Each command runs as a fresh process, interleaved over rounds; the median wall time is reported with its ratio to
-the baseline. "train setup" is what ``quovadis train`` does before it reads data: the CLI, the training loop's
+Each command runs as a fresh process, interleaved over rounds; the median wall time and CPU time (user + system)
+are reported with their ratios to the baseline. "train setup" is what ``quovadis train`` does before it reads data: the CLI, the training loop's
 modules and the run log with TensorBoard. "train setup, TensorBoard importing TF" is the same with
 ``torch.utils.tensorboard`` left to import TensorFlow (the behaviour before ``zoo.train.tensorboard_writer``).
 
@@ -10,6 +10,7 @@ modules and the run log with TensorBoard. "train setup, TensorBoard importing TF
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,22 +51,29 @@ def main() -> None:
     args = parser.parse_args()
     cmds = commands()
     times: dict[str, list[float]] = {k: [] for k in cmds}
+    cpu: dict[str, list[float]] = {k: [] for k in cmds}
     with tempfile.TemporaryDirectory() as cwd:
         for name, cmd in cmds.items():  # warm the file cache once
             subprocess.run(cmd, cwd=ROOT, capture_output=True)
         for _ in range(args.rounds):
             for name, cmd in cmds.items():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
                 times[name].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     base = statistics.median(next(iter(times.values())))
-    print(f"start-up, median of {args.rounds} interleaved rounds (python {sys.version.split()[0]})")
-    print(f"| command | median | vs import torch | difference |\n|---|---:|---:|---:|")
-    for name, ts in times.items():
-        m = statistics.median(ts)
-        print(f"| {name} | {m * 1000:.0f} ms | {m / base:.2f}x | {(m - base) * 1000:+.0f} ms |")
+    base_cpu = statistics.median(next(iter(cpu.values())))
+    print(f"start-up, median of {args.rounds} interleaved rounds (python {sys.version.split()[0]}); CPU time is "
+          "user + system of the process, steadier than wall time on a shared machine")
+    print("| command | wall | vs import torch | CPU | vs import torch | CPU difference |\n|---|---:|---:|---:|---:|---:|")
+    for name in times:
+        m, c = statistics.median(times[name]), statistics.median(cpu[name])
+        print(f"| {name} | {m * 1000:.0f} ms | {m / base:.2f}x | {c * 1000:.0f} ms | {c / base_cpu:.2f}x | "
+              f"{(c - base_cpu) * 1000:+.0f} ms |")
 
 
 if __name__ == "__main__":
