@@ -112,3 +112,20 @@ def test_evaluate_fuses_with_the_given_weights_and_reports_per_class(runs, tmp_p
     assert "per class:" in proc.stdout and all(name in proc.stdout for name in per_class)
     assert [e["run"] for e in report["evaluated"]] == [str(run_a), str(run_b)]
     assert f"fused ({weights[0]:g} x {run_a}, {weights[1]:g} x {run_b}): top1 {report['top1']:.2f}%" in proc.stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU stand-in is the bf16 run above)")
+def test_bf16_channels_last_training_step_on_cuda():
+    import inflate
+    import timm
+    model = inflate.inflate(timm.create_model("test_resnet", num_classes=3), time_kernel=3).cuda().train()
+    model.to_channels_last()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(2, 3, 4, 32, 32, device="cuda").contiguous(memory_format=torch.channels_last_3d)
+    before = [p.detach().clone() for p in model.parameters()]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), torch.tensor([0, 2], device="cuda"))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
