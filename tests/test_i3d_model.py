@@ -1,6 +1,8 @@
 """The I3D port's own laws: endpoints, head replacement, the fused inference path and input checks."""
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoo.i3d import ENDPOINTS, InceptionI3d
 
@@ -63,3 +65,32 @@ def test_bad_inputs_say_what_is_expected(model):
         model(torch.zeros(1, 2, 9, 224, 224))
     with pytest.raises(ValueError, match="at least 2x7x7"):
         model(torch.zeros(1, 3, 8, 160, 160))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), k=st.integers(1, 4), s=st.integers(1, 3), axis=st.integers(0, 2))
+def test_max_pool_without_a_padded_copy_equals_minus_inf_padding(n, k, s, axis):
+    """MaxPoolSame skips the -inf padded copy (ceil_mode) where that gives TF SAME's windows: same bits."""
+    from zoo.i3d import MaxPoolSame, _same_pads
+    shape, kernel, stride = [3, 3, 3], [1, 1, 1], [1, 1, 1]
+    shape[axis], kernel[axis], stride[axis] = n, k, s
+    x = torch.randn(1, 2, *shape)
+    pads = [(0, 0)] * 3
+    pads[axis] = _same_pads(shape, kernel, stride)[axis]
+    padded = torch.nn.functional.pad(x, [v for p in reversed(pads) for v in p], value=float("-inf"))
+    ref = torch.nn.functional.max_pool3d(padded, kernel, stride)
+    assert torch.equal(MaxPoolSame(kernel, stride)(x), ref)
+
+
+def test_fused_conv_relu_path_follows_in_place_weight_edits(model):
+    """The fused CPU path (ReLU inside the conv, weights kept pre-packed) gives relu(conv) and repacks when a
+    weight changes in place."""
+    import torch.nn.functional as F
+    fused = model.fused()
+    unit = fused.Conv3d_2c_3x3
+    x = torch.rand(1, 64, 4, 9, 11).contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        for _ in range(2):
+            torch.testing.assert_close(unit(x), F.relu(F.conv3d(x, unit.conv.weight, unit.conv.bias, 1, 1)),
+                                       rtol=1e-5, atol=1e-5)
+            unit.conv.weight.mul_(-1)

@@ -12,6 +12,7 @@ per-time logits averaged over time, ``(B, num_classes)``.
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 import torch.nn as nn
@@ -52,6 +53,55 @@ def _split_pads(pads):
     return sym, (rest[2][0], rest[2][1], rest[1][0], rest[1][1], rest[0][0], rest[0][1])
 
 
+def _ceil_mode_is_same(shape, kernel, stride, pads) -> bool:
+    """Whether ``max_pool3d(..., padding=min(front, back), ceil_mode=True)`` has TF SAME's windows: every
+    axis pads at most one more element at the back than at the front, and torch's ceil-mode output
+    length (whose last window may run past the end) is TF's ``ceil(n / s)``."""
+    for n, k, s, (front, back) in zip(shape, kernel, stride, pads):
+        if back - front not in (0, 1):
+            return False
+        p = front
+        out = -(-(n + 2 * p - k) // s) + 1
+        if (out - 1) * s >= n + p:  # torch drops a last window that would start in the padding
+            out -= 1
+        if out != -(-n // s):
+            return False
+    return True
+
+
+def _conv3d_relu(x, weight, bias, stride, padding):
+    """conv3d + bias + ReLU for inference. On CPU, one oneDNN primitive (the ops inductor uses): the ReLU
+    runs inside the conv, so there is no second pass over the output, and the weight is kept in oneDNN's
+    blocked layout for this input shape, so it is not reordered on every call. Same bits as
+    ``relu_(conv3d(...))``, which runs everywhere else (and whenever autograd is on)."""
+    if x.device.type == "cpu" and _MKLDNN_POINTWISE and not torch.is_grad_enabled():
+        padding, stride = list(padding), list(stride)
+        return torch.ops.mkldnn._convolution_pointwise(x, _packed_weight(weight, x, padding, stride), bias, padding,
+                                                       stride, [1, 1, 1], 1, "relu", [], "")
+    return F.relu_(F.conv3d(x, weight, bias, stride, padding))
+
+
+_MKLDNN_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+_PACKED: dict[int, tuple[weakref.ref, dict]] = {}  # id(weight) -> (weakref to it, {key: packed}); dropped with it
+
+
+def _packed_weight(weight, x, padding, stride):
+    """``weight`` reordered for oneDNN's conv on inputs like ``x``; cached per weight (dropped with it),
+    keyed by everything the layout depends on, and by the weight's version so in-place edits repack."""
+    key = (tuple(x.shape), x.dtype, weight.dtype, weight.data_ptr(), weight._version, tuple(padding), tuple(stride))
+    ref, cache = _PACKED.get(id(weight), (None, None))
+    if ref is None or ref() is not weight:
+        wid = id(weight)
+        ref, cache = weakref.ref(weight, lambda _: _PACKED.pop(wid, None)), {}
+        _PACKED[wid] = ref, cache
+    if key not in cache:
+        if len(cache) >= 4:  # a few input shapes (the last, smaller batch) at most
+            cache.clear()
+        cache[key] = torch._C._nn.mkldnn_reorder_conv3d_weight(weight.to_mkldnn(), padding, stride, [1, 1, 1], 1,
+                                                              list(x.shape))
+    return cache[key]
+
+
 class BatchNormNoScale(nn.Module):
     """Sonnet's BatchNorm as the checkpoints use it: offset (beta), no scale, epsilon 1e-3."""
 
@@ -81,6 +131,8 @@ class Unit3D(nn.Module):
         sym, rest = _split_pads(_same_pads(x.shape[2:], self.kernel, self.stride))
         if rest is not None:
             x = F.pad(x, rest)
+        if self.bn is None and self.relu and self.conv.bias is not None:  # fused(): BatchNorm folded
+            return _conv3d_relu(x, self.conv.weight, self.conv.bias, self.stride, sym)
         x = F.conv3d(x, self.conv.weight, self.conv.bias, self.stride, sym)
         if self.bn is not None:
             x = self.bn(x)
@@ -95,7 +147,12 @@ class MaxPoolSame(nn.Module):
         self.kernel, self.stride = tuple(kernel), tuple(stride)
 
     def forward(self, x):
-        sym, rest = _split_pads(_same_pads(x.shape[2:], self.kernel, self.stride))
+        pads = _same_pads(x.shape[2:], self.kernel, self.stride)
+        sym, rest = _split_pads(pads)
+        if rest is not None and _ceil_mode_is_same(x.shape[2:], self.kernel, self.stride, pads):
+            # the extra padding is at the end only, where ceil_mode's last window already stops at the
+            # edge: the same windows without a -inf padded copy of x (max is exact, so equal bits)
+            return F.max_pool3d(x, self.kernel, self.stride, sym, ceil_mode=True)
         if rest is not None:
             x = F.pad(x, rest, value=float("-inf"))
         return F.max_pool3d(x, self.kernel, self.stride, sym)
@@ -136,7 +193,13 @@ class Mixed(nn.Module):
         parts = [y[:, :b0], self.Branch_1.Conv3d_0b_3x3(y[:, b0:b0 + b1]),
                  getattr(self.Branch_2, self.conv_2b)(y[:, b0 + b1:]), self.Branch_3(x)]
         fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
-        return torch.cat([p.contiguous(memory_format=fmt) for p in parts], dim=1)  # one layout: cat's fast path
+        out = torch.empty((x.shape[0], self.out_channels, *parts[0].shape[2:]), dtype=y.dtype, device=y.device,
+                          memory_format=fmt)
+        start = 0
+        for p in parts:  # one copy per branch into its channel slice (no contiguous() copy, then cat)
+            out[:, start:start + p.shape[1]].copy_(p)
+            start += p.shape[1]
+        return out
 
     def merge_1x1(self) -> None:
         """Merge the 1x1 convs of branches 0, 1 and 2 (BatchNorm already folded) into one conv."""
