@@ -185,7 +185,14 @@ def test_video_model_equals_layerwise_3d_reference(case, causal, init, frames, s
         assert "temporal stride" in str(e)
         event("clip too short for the strides")
         return
-    want = model_reference(model_2d, video, x, conv_spec, pool_spec, time_padding, causal)
+    try:
+        want = model_reference(model_2d, video, x, conv_spec, pool_spec, time_padding, causal)
+    except RuntimeError as e:
+        # F.avg_pool3d/max_pool3d check the kernel against the *unpadded* input, where the 2D pool (and so the
+        # inflated one) accepts a frame smaller than its kernel once padded: the reference cannot express it.
+        assert "smaller than kernel size" in str(e)
+        event("frame smaller than a padded pool's kernel (no 3D reference)")
+        return
     assert_matches(got, want)
     with torch.no_grad():
         torch.testing.assert_close(video(x), want.mean(1), rtol=1e-9, atol=ATOL)
