@@ -94,3 +94,14 @@ def test_fused_conv_relu_path_follows_in_place_weight_edits(model):
             torch.testing.assert_close(unit(x), F.relu(F.conv3d(x, unit.conv.weight, unit.conv.bias, 1, 1)),
                                        rtol=1e-5, atol=1e-5)
             unit.conv.weight.mul_(-1)
+
+
+def test_fused_model_made_and_run_under_inference_mode(model):
+    """A fused model built inside ``torch.inference_mode()`` holds inference tensors (no version counter);
+    running it there gives the same logits as the fused model built outside it."""
+    x = torch.rand(1, 3, 9, 193, 193) * 2 - 1
+    with torch.no_grad():
+        want = model.fused()(x)
+    with torch.inference_mode():
+        got = model.fused()(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -75,7 +75,8 @@ def _conv3d_relu(x, weight, bias, stride, padding):
     blocked layout for this input shape, so it is not reordered on every call. Same bits as
     ``relu_(conv3d(...))``, which runs everywhere else (and whenever autograd is on)."""
     if (x.device.type == "cpu" and _MKLDNN_POINTWISE and not torch.is_grad_enabled() and x.dtype == weight.dtype
-            and not torch.is_autocast_enabled("cpu")):  # autocast would not reach this op
+            and not torch.is_autocast_enabled("cpu")  # autocast would not reach this op
+            and not weight.is_inference()):  # made under inference_mode: no version counter to key the cache on
         padding, stride = list(padding), list(stride)
         return torch.ops.mkldnn._convolution_pointwise(x, _packed_weight(weight, x, padding, stride), bias, padding,
                                                        stride, [1, 1, 1], 1, "relu", [], "")
