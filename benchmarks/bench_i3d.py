@@ -70,7 +70,7 @@ def best_of(fn, reps):
     return best
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: fused() would then hold inference tensors, which skip the pre-packed CPU path
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--frames", type=int, default=16)
