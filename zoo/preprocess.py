@@ -26,11 +26,6 @@ def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.T
     return (t * src_fps + 1e-6).floor().long().clamp_(0, num_frames - 1)
 
 
-def _to_cthw(frames, channels: int) -> torch.Tensor:
-    """Any clip :func:`zoo.clip_input.as_clip` accepts (numpy, tensor, list of frames; THWC or CTHW)."""
-    return as_clip(frames, channels)
-
-
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
     """``(H', W')`` with ``min(H', W') == size`` and the aspect ratio kept."""
     scale = size / min(h, w)
@@ -60,7 +55,7 @@ class RGBPreprocess:
     def __call__(self, frames, fps: float | None = None) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) frames -> ``(3, T, crop, crop)`` in [-1, 1] (or normalised by
         ``mean``/``std`` when they are set)."""
-        x = _to_cthw(frames, 3)
+        x = as_clip(frames, 3)
         if fps is not None and abs(fps - self.fps) > 1e-3:
             x = x[:, resample_indices(x.shape[1], fps, self.fps)]
         x = center_crop(resize_short_side(x, self.short_side), self.crop)
@@ -83,7 +78,7 @@ class FlowPreprocess:
         """Flow in pixels ``(T, H, W, 2)`` or ``(2, T, H, W)`` -> ``(2, T, crop, crop)`` in [-1, 1].
 
         Resizing scales the flow vectors with the frame, so displacements stay in the new pixels."""
-        y = center_crop(resize_short_side(_to_cthw(flow, 2).float(), self.short_side, kind="flow"), self.crop)
+        y = center_crop(resize_short_side(as_clip(flow, 2).float(), self.short_side, kind="flow"), self.crop)
         return y.clamp(-self.bound, self.bound) / self.bound
 
     def to_dict(self) -> dict:

@@ -174,7 +174,7 @@ def frame_times(path) -> np.ndarray:
 
 @functools.lru_cache(maxsize=512)
 def _frame_times(path: str, size: int, mtime_ns: int) -> np.ndarray:
-    pts, tb = _packet_pts(Path(path))
+    pts, tb = _pts_index(path, size, mtime_ns)
     if pts is None:
         n, fps, _, _ = video_info(path, "pyav")
         return np.arange(n, dtype=np.float64) / fps
@@ -200,8 +200,9 @@ def _packet_pts(path: Path) -> tuple[np.ndarray | None, Fraction | None]:
 
 
 @functools.lru_cache(maxsize=512)
-def _pts_index(path: str, size: int, mtime_ns: int) -> np.ndarray | None:
-    return _packet_pts(Path(path))[0]
+def _pts_index(path: str, size: int, mtime_ns: int) -> tuple[np.ndarray | None, Fraction | None]:
+    """:func:`_packet_pts` cached per file: one demux serves both :func:`frame_times` and seeking."""
+    return _packet_pts(Path(path))
 
 
 # ---------------------------------------------------------------- frames
@@ -273,7 +274,7 @@ def _pyav_frames(path: Path, wanted: np.ndarray, threads: int | None) -> dict:
     got = None
     if wanted[0] >= SEEK_MIN_FRAMES:
         st = path.stat()
-        pts = _pts_index(str(path), st.st_size, st.st_mtime_ns)
+        pts = _pts_index(str(path), st.st_size, st.st_mtime_ns)[0]
         if pts is not None and wanted[0] < len(pts) and len(np.unique(pts)) == len(pts):
             got = _pyav_pass(path, wanted, threads, seek=pts)
     if got is None:  # no seek, or it landed past the first wanted frame, or timestamps were unusable
