@@ -18,7 +18,6 @@ release's ``rgb_scratch`` pin (:attr:`TFHubConversion.same_as_release`).
 """
 from __future__ import annotations
 
-import hashlib
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -46,14 +45,6 @@ def module_prefix(folder: Path) -> Path:
     return prefix
 
 
-def _git_blob_sha1(path: Path) -> str:
-    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _extract(archive: Path, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         wanted = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in (
@@ -79,5 +70,5 @@ def convert_tfhub(src, out, *, variant: str = "rgb_scratch") -> TFHubConversion:
         result = convert_deepmind(prefix, out, variant=variant)
         shard = Path(f"{prefix}.data-00000-of-00001")
         same = variant in release.variants() and shard.is_file() and \
-            _git_blob_sha1(shard) == release.pins(variant)[release.DATA].git_blob_sha1
+            release.git_blob_sha1_of(shard) == release.pins(variant)[release.DATA].git_blob_sha1
     return TFHubConversion(result.out, result.variant, result.tensors, result.skipped, result.sha256, same)

@@ -78,6 +78,15 @@ def git_blob_sha1(data: bytes) -> str:
     return h.hexdigest()
 
 
+def git_blob_sha1_of(path: Path) -> str:
+    """:func:`git_blob_sha1` of a file, read in chunks."""
+    h = hashlib.sha1(b"blob %d\0" % Path(path).stat().st_size)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------------- fetching
 
 def _sha256(data: bytes) -> str:
@@ -123,11 +132,7 @@ def verify_data(variant: str, path: Path, size: int, url: str = "") -> None:
     pin = pins(variant)[DATA]
     actual = path.stat().st_size
     _check(variant, DATA, url or str(path), "size (from the index's offsets)", size, actual)
-    h = hashlib.sha1(b"blob %d\0" % actual)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _check(variant, DATA, url or str(path), "git blob id", pin.git_blob_sha1, h.hexdigest())
+    _check(variant, DATA, url or str(path), "git blob id", pin.git_blob_sha1, git_blob_sha1_of(path))
 
 
 def fetch_checkpoint(variant: str, folder: Path, *, quiet: bool = False) -> Path:
