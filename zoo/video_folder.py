@@ -116,9 +116,10 @@ def list_videos(src) -> list[Video]:
         raise ValueError(f"{src}: not a folder of videos, a video file or an .npy/.npz array of videos")
     if not src.is_dir():
         raise FileNotFoundError(f"no such file or folder: {src}")
-    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    found = [p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS and p.is_file()]
+    files = sorted(p for p in found if p.suffix.lower() in VIDEO_EXTENSIONS)
     videos = [Video(p.relative_to(src).with_suffix("").as_posix(), p, "file") for p in files]
-    frame_dirs = sorted({p.parent for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()})
+    frame_dirs = sorted({p.parent for p in found if p.suffix.lower() in IMAGE_EXTENSIONS})
     videos += [Video(d.relative_to(src).as_posix() or src.name, d, "frames") for d in frame_dirs]
     if not videos:
         raise ValueError(f"{src} holds no videos: expected video files ({' '.join(VIDEO_EXTENSIONS)}) or "
