@@ -95,3 +95,18 @@ def local_hub(tmp_path, monkeypatch):
             yield hub
         finally:
             _http.close_session()
+
+
+def save_random_rgb(path, seed: int):
+    """The RGB I3D zoo entry with N(0, 1) weights drawn from ``seed``, saved to ``path``; returns the model."""
+    import torch
+    from safetensors.torch import save_model
+
+    import zoo
+    model = zoo.load("i3d_inception_k400_rgb", pretrained=False)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    save_model(model, str(path))
+    return model

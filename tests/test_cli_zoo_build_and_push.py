@@ -2,7 +2,7 @@
 local Hugging Face Hub server, each loaded back and compared tensor by tensor."""
 import pytest
 import torch
-from safetensors.torch import load_file, save_model
+from safetensors.torch import load_file
 
 import zoo
 from converters.deepmind import VARIANTS
@@ -10,6 +10,7 @@ from converters.tf_bundle_writer import write_bundle
 from zoo.cli import main
 from zoo.i3d import InceptionI3d
 
+from .conftest_hub import save_random_rgb
 from .i3d_release_layout import release_layout
 
 
@@ -46,13 +47,8 @@ def test_zoo_build_on_a_folder_without_checkpoints_says_what_it_expects(tmp_path
 
 
 def test_push_uploads_weights_that_load_back_bit_identical(local_hub, tmp_path, capsys):
-    model = zoo.load("i3d_inception_k400_rgb", pretrained=False)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_()
     weights = tmp_path / "rgb.safetensors"
-    save_model(model, str(weights))
+    model = save_random_rgb(weights, seed=2)
     assert main(["push", "i3d_inception_k400_rgb", "me/pushed-rgb", "--weights", str(weights)]) == 0
     assert "pushed i3d_inception_k400_rgb to me/pushed-rgb" in capsys.readouterr().out
     back = zoo.load("hf-hub:me/pushed-rgb")

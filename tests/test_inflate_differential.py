@@ -159,6 +159,13 @@ def model_cases(draw, time_paddings=PADDINGS):
     return model_2d, rules, conv_spec, pool_spec, draw(st.sampled_from(list(time_paddings)))
 
 
+def inflate_case(case, causal: bool, init: str):
+    """Inflate a drawn model case (causal is dropped with circular padding, which cannot be causal)."""
+    model_2d, rules, _, _, time_padding = case
+    return inflate.inflate(model_2d, policy=rules, init=init, time_padding=time_padding,
+                           causal=causal and time_padding != "circular")
+
+
 def randomize_taps(video, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -201,9 +208,7 @@ def test_video_model_equals_layerwise_3d_reference(case, causal, init, frames, s
 @settings(max_examples=20)
 @given(model_cases(), st.booleans(), st.integers(1, 6))
 def test_reduce_time_is_the_mean_of_the_per_time_output(case, causal, frames):
-    model_2d, rules, _, _, time_padding = case
-    causal = causal and time_padding != "circular"
-    video = inflate.inflate(model_2d, policy=rules, time_padding=time_padding, causal=causal, init="noise")
+    video = inflate_case(case, causal, init="noise")
     x = torch.randn(3, 3, frames, SIZE, SIZE, dtype=torch.float64)
     try:
         with torch.no_grad():
@@ -260,9 +265,7 @@ def test_causal_flag_is_not_ignored():
 @settings(max_examples=15)
 @given(model_cases(), st.booleans(), st.integers(2, 5))
 def test_to_channels_last_changes_only_the_layout(case, causal, frames):
-    model_2d, rules, _, _, time_padding = case
-    causal = causal and time_padding != "circular"
-    video = inflate.inflate(model_2d, policy=rules, time_padding=time_padding, causal=causal, init="noise")
+    video = inflate_case(case, causal, init="noise")
     before = copy.deepcopy(video)
     assert video.to_channels_last() is video
     a, b = before.state_dict(), video.state_dict()

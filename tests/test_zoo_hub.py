@@ -17,7 +17,7 @@ import zoo
 from inflate.atomic import atomic_path
 from zoo.weights import WeightsError
 
-from .conftest_hub import set_offline
+from .conftest_hub import save_random_rgb, set_offline
 
 
 def same_weights(a, b):
@@ -32,13 +32,8 @@ def sha256(path):
 @pytest.fixture
 def published(local_hub, tmp_path, monkeypatch):
     """Publish random weights for the RGB entry on the local Hub; the registry entry points at them."""
-    model = zoo.load("i3d_inception_k400_rgb", pretrained=False)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_()
     path = tmp_path / "rgb.safetensors"
-    save_model(model, str(path))
+    model = save_random_rgb(path, seed=0)
     from huggingface_hub import HfApi
     HfApi().create_repo("quovadis/test-rgb")
     HfApi().upload_file(path_or_fileobj=str(path), path_in_repo="model.safetensors", repo_id="quovadis/test-rgb")
