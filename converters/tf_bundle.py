@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import protowire
-from .sstable import TableError, crc32c, iter_table, mask_crc
+from converters import protowire
+from converters.sstable import TableError, crc32c, iter_table, mask_crc
 
 __all__ = ["CheckpointError", "TensorInfo", "BundleHeader", "BundleReader", "resolve_prefix", "read_index",
            "compare_with_tensorflow"]

@@ -27,8 +27,8 @@ import numpy as np
 
 from inflate.atomic import atomic_path
 
-from .sstable import TABLE_MAGIC, crc32c, mask_crc
-from .tf_bundle import _NUMPY_DTYPES, TensorInfo
+from converters.sstable import TABLE_MAGIC, crc32c, mask_crc
+from converters.tf_bundle import _NUMPY_DTYPES, TensorInfo
 
 __all__ = ["bundle_bytes", "index_bytes", "write_bundle", "BLOCK_SIZE", "RESTART_INTERVAL"]
 

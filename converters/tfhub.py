@@ -1,4 +1,4 @@
-"""Convert TF-Hub's ``deepmind/i3d-kinetics-400/1`` (the I3D network behind FVD) to safetensors, without TensorFlow.
+"""The TF-Hub module layout of ``deepmind/i3d-kinetics-400/1`` (the I3D network behind FVD): find its bundle.
 
 A TF-Hub module (TF1 hub format, as downloaded and unpacked) is a folder::
 
@@ -14,24 +14,16 @@ converts to ``i3d_inception_k400_rgb`` (alias ``i3d_inception_k400_rgb_tfhub``).
     quovadis convert tfhub i3d-kinetics-400_1/ -o i3d_rgb.safetensors
 
 Every tensor's CRC32C is checked as it is read, and the data shard's git blob id is compared with the
-release's ``rgb_scratch`` pin (:attr:`TFHubConversion.same_as_release`).
+release's ``rgb_scratch`` pin by :func:`zoo.weights.deepmind.convert_tfhub`.
 """
 from __future__ import annotations
 
 import tarfile
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from .deepmind import Conversion, convert_deepmind
-from .tf_bundle import CheckpointError
+from converters.tf_bundle import CheckpointError
 
-__all__ = ["convert_tfhub", "TFHubConversion", "module_prefix"]
-
-
-@dataclass
-class TFHubConversion(Conversion):
-    same_as_release: bool = False  # the data shard is byte for byte DeepMind's rgb_scratch
+__all__ = ["module_prefix", "extract_module"]
 
 
 def module_prefix(folder: Path) -> Path:
@@ -45,7 +37,8 @@ def module_prefix(folder: Path) -> Path:
     return prefix
 
 
-def _extract(archive: Path, into: Path) -> Path:
+def extract_module(archive: Path, into: Path) -> Path:
+    """Unpack a TF-Hub module's ``.tar.gz`` into ``into`` (only the three files a module needs)."""
     with tarfile.open(archive) as tar:
         wanted = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in (
             "saved_model.pb", "variables.index", "variables.data-00000-of-00001")]
@@ -57,18 +50,3 @@ def _extract(archive: Path, into: Path) -> Path:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
     return into
-
-
-def convert_tfhub(src, out, *, variant: str = "rgb_scratch") -> TFHubConversion:
-    """A TF-Hub I3D module (folder or ``.tar.gz``) -> safetensors, written atomically."""
-    from zoo import release
-
-    src = Path(src)
-    with tempfile.TemporaryDirectory(prefix="quovadis-tfhub-") as tmp:
-        folder = _extract(src, Path(tmp)) if src.is_file() and tarfile.is_tarfile(src) else src
-        prefix = module_prefix(folder)
-        result = convert_deepmind(prefix, out, variant=variant)
-        shard = Path(f"{prefix}.data-00000-of-00001")
-        same = variant in release.variants() and shard.is_file() and \
-            release.git_blob_sha1_of(shard) == release.pins(variant)[release.DATA].git_blob_sha1
-    return TFHubConversion(result.out, result.variant, result.tensors, result.skipped, result.sha256, same)

@@ -5,15 +5,15 @@
     >>> video = inflate.from_timm("resnet50", policy="i3d_3x1x1")      # MMAction2's I3D-R50 recipe
     >>> video = inflate.inflate(my_2d_model, policy="layer4.*.conv2=3; pool:maxpool=1/2", init="center")
 """
-from .builders import from_timm, from_torchvision
-from .engine import inflate
-from .init import INIT_MODES, inflate_kernel
-from .io import load, read_config, save
-from .layers import InflatedConv, InflatedPool
-from .padding import TIME_PADDING_MODES, same_output_length, same_padding
-from .policy import PRESETS, Policy, PolicyError, Rule, TemporalSpec, parse_rules
-from .report import boring_video_error, build_report
-from .video_model import VideoModel
+from inflate.builders import from_timm, from_torchvision
+from inflate.engine import inflate
+from inflate.kernel_init import INIT_MODES, inflate_kernel
+from inflate.io import load, read_config, save
+from inflate.layers import InflatedConv, InflatedPool
+from inflate.padding import TIME_PADDING_MODES, same_output_length, same_padding
+from inflate.policy import PRESETS, Policy, PolicyError, Rule, TemporalSpec, parse_rules
+from inflate.report import boring_video_error, build_report
+from inflate.video_model import VideoModel
 
 __all__ = [
     "inflate", "from_timm", "from_torchvision", "save", "load", "read_config", "VideoModel",

@@ -5,8 +5,8 @@ import difflib
 
 import torch.nn as nn
 
-from .engine import inflate
-from .video_model import VideoModel
+from inflate.engine import inflate
+from inflate.video_model import VideoModel
 
 OFFLINE_HINT = (
     "This machine could not download the pretrained weights. Either put them where the library looks "

@@ -7,11 +7,11 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .init import INIT_MODES
-from .layers import ClipState, InflatedConv, InflatedPool
-from .padding import TIME_PADDING_MODES
-from .policy import LayerInfo, PolicyError, check_coverage, resolve_policy
-from .video_model import VideoModel
+from inflate.kernel_init import INIT_MODES
+from inflate.layers import ClipState, InflatedConv, InflatedPool
+from inflate.padding import TIME_PADDING_MODES
+from inflate.policy import LayerInfo, PolicyError, check_coverage, resolve_policy
+from inflate.video_model import VideoModel
 
 # Conv2d subclasses with their own forward that InflatedConv reproduces exactly.
 SUPPORTED_CONV_SUBCLASSES = {
@@ -99,7 +99,7 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         policy: a preset name (``"i3d"``, ``"i3d_3x1x1"``, ``"slow"``, ``"tubelet"``), rule text such as
             ``"layer4.*.conv2=3; pool:maxpool=1/2"``, a :class:`Policy` or a list of :class:`Rule`.
             See :mod:`inflate.policy`.
-        init: how 2D kernels become 3D, one of ``inflate.INIT_MODES`` (see :mod:`inflate.init`).
+        init: how 2D kernels become 3D, one of ``inflate.INIT_MODES`` (see :mod:`inflate.kernel_init`).
         time_padding: ``"replicate"`` (default; keeps the boring-video law at the clip's edges for every
             init), ``"zeros"`` (gives it up at the edges unless ``init="center"``) or ``"circular"``.
         causal: put all temporal padding in front, so no output step sees a later frame (not with ``"circular"``).
@@ -126,7 +126,7 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         raise PolicyError(f"{type(model_2d).__name__} has no Conv2d, MaxPool2d or AvgPool2d layer to inflate")
     policy = resolve_policy(policy, time_kernel, [info for info, _ in layers])
     if source is None:
-        from .sources import source_of  # sources -> builders -> engine
+        from inflate.sources import source_of  # sources -> builders -> engine
         source = source_of(model_2d)
     shape = input_shape(model_2d, source) if probe else None
     multipliers = frame_batch_multipliers(net, layers, shape) if shape else {}

@@ -9,10 +9,10 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
-from .atomic import atomic_path
-from .builders import build_2d
-from .engine import inflate
-from .video_model import VideoModel
+from inflate.atomic import atomic_path
+from inflate.builders import build_2d
+from inflate.engine import inflate
+from inflate.video_model import VideoModel
 
 CONFIG_KEY = "quovadis.inflate.config"
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .init import inflate_kernel
-from .padding import causal_padding, pad_time, same_padding, spatial_same_pad
-from .policy import TemporalSpec
+from inflate.kernel_init import inflate_kernel
+from inflate.padding import causal_padding, pad_time, same_padding, spatial_same_pad
+from inflate.policy import TemporalSpec
 
 
 class ClipState:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .policy import Policy
-from .video_model import VideoModel
+from inflate.policy import Policy
+from inflate.video_model import VideoModel
 
 
 def first_tensor(y):

@@ -12,7 +12,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .builders import timm_source, torchvision_source
+from inflate.builders import timm_source, torchvision_source
 
 
 def source_of(model: nn.Module) -> dict:

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_map
 
-from .layers import ClipState
+from inflate.layers import ClipState
 
 
 class VideoModel(nn.Module):

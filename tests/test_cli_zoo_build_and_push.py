@@ -5,10 +5,10 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from converters.deepmind import VARIANTS
+from zoo.weights.deepmind import VARIANTS
 from converters.tf_bundle_writer import write_bundle
-from zoo.cli import main
-from zoo.i3d import InceptionI3d
+from zoo.cli.main import main
+from zoo.models.i3d import InceptionI3d
 
 from .conftest_hub import save_random_rgb
 from .i3d_release_layout import release_layout

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from converters.deepmind import VARIANTS, convert_deepmind, state_dict_from_tensors
+from zoo.weights.deepmind import VARIANTS, convert_deepmind, state_dict_from_tensors
 from converters.tf_bundle import CheckpointError
 from converters.tf_bundle_writer import write_bundle
-from zoo.i3d import InceptionI3d
+from zoo.models.i3d import InceptionI3d
 
 from .i3d_release_layout import release_layout
 

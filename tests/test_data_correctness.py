@@ -75,7 +75,7 @@ def vfr(tmp_path_factory) -> Path:
 def test_vfr_frames_are_counted_alike_with_and_without_seek(vfr, backend):
     """Before: PyAV's seek numbered frames by timestamp x average rate, and torchcodec's approximate mode
     alike, so read_frames([40, 41]) gave frames 39 and 40 while flow extraction counted."""
-    from zoo.data.flow import read_gray_frames
+    from zoo.flow.extract import read_gray_frames
     gray, _ = read_gray_frames(vfr, size=None)                               # what flow extraction sees
     assert [number(g) for g in gray] == list(range(120))
     for idx in ([40, 41], [3, 4], [100, 119], [GAP - 1, GAP, GAP + 1]):      # with and without a seek
@@ -108,7 +108,7 @@ def square_video(t: int, size: int) -> np.ndarray:
 
 def test_flow_extracted_at_short_side_256_by_default_with_geometry_recorded(tmp_path):
     cv2 = pytest.importorskip("cv2")  # noqa: F841
-    from zoo.data.flow import extract_dataset_flow
+    from zoo.flow.extract import extract_dataset_flow
     write_video(tmp_path / "src" / "A" / "v.mp4", 3, size=64, frame=square_video)
     extract_dataset_flow(tmp_path / "src", tmp_path / "flow", workers=1, algorithm="farneback", progress=False)
     meta = flow_store.read_meta(tmp_path / "flow" / "A" / "v")
@@ -118,7 +118,7 @@ def test_flow_extracted_at_short_side_256_by_default_with_geometry_recorded(tmp_
 
 def test_flow_retimed_before_extraction(tmp_path):
     pytest.importorskip("cv2")
-    from zoo.data.flow import extract_video_flow
+    from zoo.flow.extract import extract_video_flow
     video = write_video(tmp_path / "v50.mp4", 12, fps=50)
     n = extract_video_flow(video, tmp_path / "f", algorithm="farneback", size=None, fps=25.0)
     meta = flow_store.read_meta(tmp_path / "f")
@@ -218,7 +218,7 @@ def test_whole_video_at_test_time(tmp_path):
 # ---------------------------------------------------------------- evaluation details
 
 def test_precise_bn_recomputes_the_statistics():
-    from zoo.i3d import BatchNormNoScale
+    from zoo.models.i3d import BatchNormNoScale
     from zoo.train.precise_bn import recompute_bn_stats
     model = nn.Sequential(nn.Conv3d(2, 3, 1), BatchNormNoScale(3), nn.Conv3d(3, 3, 1), nn.BatchNorm3d(3))
     g = torch.Generator().manual_seed(1)

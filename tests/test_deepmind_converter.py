@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zoo
-from converters.deepmind import VARIANTS, convert_deepmind, load_deepmind_state_dict
+from zoo.weights.deepmind import VARIANTS, convert_deepmind, load_deepmind_state_dict
 from converters.deepmind_names import is_ignored, tf_to_torch, torch_to_tf
 from converters.tf_bundle import CheckpointError, read_index
-from zoo.i3d import InceptionI3d, MaxPoolSame, Unit3D
+from zoo.models.i3d import InceptionI3d, MaxPoolSame, Unit3D
 
 DATA = Path(__file__).parent / "data" / "kinetics-i3d"
 REFERENCE = Path(__file__).parent / "tf_i3d_reference.py"

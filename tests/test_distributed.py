@@ -46,7 +46,7 @@ def _worker(rank: int, root: str, out: str, ports: tuple, results: str) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
-    from zoo.cli import main as cli_main
+    from zoo.cli.main import main as cli_main
     from zoo.data.datasets import UCF101, collate_skip_corrupt
     from zoo.train.data import test_transform, train_transform
     from zoo.train.loop import train

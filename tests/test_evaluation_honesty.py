@@ -33,7 +33,7 @@ def csv_lacking_a_class(tmp_path_factory):
 
 def cli(*args, capsys) -> str:
     """``quovadis ...`` in this process (no interpreter start-up); returns its stdout."""
-    from zoo.cli import main
+    from zoo.cli.main import main
     assert main(list(args)) == 0, capsys.readouterr().err[-3000:]
     return capsys.readouterr().out
 

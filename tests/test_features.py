@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 import zoo
 from zoo.data.flow_store import write_flow
 from zoo.data.synthetic import make_moving_shapes
-from zoo.features import FeatureError, FeatureExtractor, clip_frames, clip_starts
-from zoo.sharding import parse_shard, select_shard
+from zoo.metrics.features import FeatureError, FeatureExtractor, clip_frames, clip_starts
+from zoo.data.sharding import parse_shard, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -82,7 +82,7 @@ def test_features_equal_extract_endpoints_and_shards_split(videos, tmp_path):
     folder, weights = videos
     model = zoo.load("i3d_inception_k400_rgb", weights=weights)
     prep = zoo.info("i3d_inception_k400_rgb").transform
-    from zoo.video_folder import list_videos
+    from zoo.data.video_folder import list_videos
     names = [v.name for v in list_videos(folder)]
     assert names == ["frames_video", "sub/v_MoveLeft_g01_c01", "sub/v_MoveLeft_g02_c01", "sub/v_MoveRight_g01_c01"]
 
@@ -181,7 +181,7 @@ def test_cli_resumes_after_sigkill(tmp_path):
 
 def test_array_files_are_video_sources(tmp_path):
     from zoo.data.decode import VideoDecodeError
-    from zoo.video_folder import list_videos
+    from zoo.data.video_folder import list_videos
     arr = np.random.default_rng(0).integers(0, 256, (3, 5, 6, 7, 3), dtype=np.uint8)
     np.save(tmp_path / "v.npy", arr)
     np.savez(tmp_path / "v.npz", videos=arr)

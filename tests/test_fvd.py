@@ -12,10 +12,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import zoo.fvd as F
+import zoo.metrics.fvd as F
 from zoo.data.decode import read_frames
 from zoo.data.synthetic import make_moving_shapes
-from zoo.tf_resize import resize_bilinear_tf1
+from zoo.metrics.tf_resize import resize_bilinear_tf1
 
 from .tf_fvd_reference import frechet_classifier_distance_from_activations as tfgan_numpy
 

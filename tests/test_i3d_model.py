@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoo.i3d import ENDPOINTS, InceptionI3d
+from zoo.models.i3d import ENDPOINTS, InceptionI3d
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_bad_inputs_say_what_is_expected(model):
 @given(n=st.integers(1, 12), k=st.integers(1, 4), s=st.integers(1, 3), axis=st.integers(0, 2))
 def test_max_pool_without_a_padded_copy_equals_minus_inf_padding(n, k, s, axis):
     """MaxPoolSame skips the -inf padded copy (ceil_mode) where that gives TF SAME's windows: same bits."""
-    from zoo.i3d import MaxPoolSame, _same_pads
+    from zoo.models.i3d import MaxPoolSame, _same_pads
     shape, kernel, stride = [3, 3, 3], [1, 1, 1], [1, 1, 1]
     shape[axis], kernel[axis], stride[axis] = n, k, s
     x = torch.randn(1, 2, *shape)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.i3d import InceptionI3d, Unit3D
-from zoo.inference import InferenceModel, resolve_precision
+from zoo.models.i3d import InceptionI3d, Unit3D
+from zoo.models.inference import InferenceModel, resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 GIF = Path(__file__).parent / "data" / "v_CricketShot_g04_c01_rgb_16f.gif"

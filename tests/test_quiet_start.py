@@ -23,7 +23,7 @@ def test_train_with_tensorboard_does_not_import_tensorflow(tmp_path):
     data = make_moving_shapes(tmp_path / "shapes", classes=2, per_class=2, frames=4, size=16, seed=0)
     out = tmp_path / "run"
     args = ["train", f"out={out}", f"data.root={data}", "tensorboard=true", *TINY]
-    proc = _python(f"import sys; from zoo.cli import main; rc = main({args!r}); "
+    proc = _python(f"import sys; from zoo.cli.main import main; rc = main({args!r}); "
                    "print('RC', rc, 'TF', 'tensorflow' in sys.modules)")
     assert proc.returncode == 0 and "RC 0" in proc.stdout, proc.stderr[-3000:]
     assert "TF False" in proc.stdout, "quovadis train imported tensorflow"
@@ -31,6 +31,6 @@ def test_train_with_tensorboard_does_not_import_tensorflow(tmp_path):
 
 
 def test_version_flag():
-    proc = _python("import sys; from zoo.cli import main; sys.argv = ['quovadis', '--version']; main()")
+    proc = _python("import sys; from zoo.cli.main import main; sys.argv = ['quovadis', '--version']; main()")
     import inflate
     assert proc.returncode == 0 and proc.stdout.strip() == f"quovadis {inflate.__version__}", proc.stderr[-2000:]

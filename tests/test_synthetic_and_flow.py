@@ -1,4 +1,4 @@
-"""Synthetic moving-shapes dataset (zoo.data.synthetic) and optical flow (zoo.data.flow, flow_store).
+"""Synthetic moving-shapes dataset (zoo.data.synthetic) and optical flow (zoo.flow.extract, flow_store).
 
 Tiny on purpose (32x32, 8 frames, 4 classes): TV-L1 costs ~50 ms per 32x32 flow frame on one core."""
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hypothesis.extra.numpy import arrays
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from zoo.data import flow as flowmod  # noqa: E402
+from zoo.flow import extract as flowmod  # noqa: E402
 from zoo.data import synthetic  # noqa: E402
-from zoo.data.flow import (add_flow_parser, compute_flow, extract_dataset_flow, extract_video_flow,  # noqa: E402
+from zoo.flow.extract import (add_flow_parser, compute_flow, extract_dataset_flow, extract_video_flow,  # noqa: E402
                            read_gray_frames)
 from zoo.data.flow_store import (FORMATS, IncompleteFlowError, is_complete, read_flow, read_meta,  # noqa: E402
                                  write_flow)

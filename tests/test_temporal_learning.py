@@ -7,7 +7,7 @@ below, a per-frame flow model with no temporal kernel at all, learns the classes
 import pytest
 import torch
 
-from zoo.data.flow import extract_dataset_flow
+from zoo.flow.extract import extract_dataset_flow
 from zoo.data.synthetic import make_moving_shapes
 from zoo.train.config import load_config
 from zoo.train.data import build_dataset

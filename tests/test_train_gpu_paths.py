@@ -288,7 +288,7 @@ class _Payload:
 
 
 def test_a_shared_run_folder_cannot_execute_code(tmp_path):
-    from zoo.cli import main
+    from zoo.cli.main import main
     run = tmp_path / "shared_run"
     run.mkdir()
     marker = tmp_path / "pwned"

@@ -1,4 +1,4 @@
-"""The PyTorch TV-L1 (zoo.data.tvl1_torch) against OpenCV's DualTVL1, ground truth and its symmetry laws,
+"""The PyTorch TV-L1 (zoo.flow.tvl1_torch) against OpenCV's DualTVL1, ground truth and its symmetry laws,
 and `quovadis flow --algorithm tvl1-torch` end to end."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 cv2 = pytest.importorskip("cv2")
-from zoo.data.flow import read_gray_frames, tvl1_available  # noqa: E402
-from zoo.data.tvl1_torch import (centered_gradient, median_blur, pyramid_sizes, resize_linear, tvl1_flow,  # noqa: E402
+from zoo.flow.extract import read_gray_frames, tvl1_available  # noqa: E402
+from zoo.flow.tvl1_torch import (centered_gradient, median_blur, pyramid_sizes, resize_linear, tvl1_flow,  # noqa: E402
                                  warp_cubic)
 
 GIF = Path(__file__).parent / "data" / "v_CricketShot_g04_c01_rgb_16f.gif"
@@ -202,7 +202,7 @@ def test_bad_inputs_raise_clear_errors():
 
 # ------------------------------------------------------------------------------------ extraction
 def test_quovadis_flow_tvl1_torch_writes_resumes_and_shards(tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
     from zoo.data.flow_store import read_flow
     from zoo.data.synthetic import make_moving_shapes
 

@@ -15,7 +15,7 @@ from safetensors.torch import save_model
 import inflate
 import zoo
 from inflate.atomic import atomic_path
-from zoo.weights import WeightsError
+from zoo.weights.files import WeightsError
 
 from .conftest_hub import save_random_rgb, set_offline
 
@@ -86,7 +86,7 @@ def test_local_build_cache_comes_before_the_hub(published, local_hub, tmp_path):
 
 def test_corrupt_cached_file_is_detected_and_fetched_again(published, local_hub, monkeypatch):
     model, path, entry = published
-    cached = Path(zoo.weights.resolve(entry))
+    cached = Path(zoo.weights.resolve.resolve(entry))
     blob = cached.resolve()
     data = bytearray(blob.read_bytes())
     data[-10] ^= 0xFF
@@ -131,7 +131,7 @@ def test_two_processes_loading_at_once_share_one_good_cache(published, local_hub
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     expected = float(sum(p.double().sum() for p in model.parameters()))
     assert all(abs(float(o[0].strip()) - expected) < 1e-6 * abs(expected) for o in outs)
-    assert sha256(zoo.weights.resolve(entry)) == entry.sha256
+    assert sha256(zoo.weights.resolve.resolve(entry)) == entry.sha256
 
 
 def test_every_registry_entry_loads_from_a_file_and_the_hub(local_hub, tmp_path, monkeypatch):

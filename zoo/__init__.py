@@ -6,14 +6,14 @@
     >>> model = zoo.load("i3d_inception_k400_rgb", weights="i3d_rgb.safetensors")   # a local file; eval mode
     >>> entry = zoo.info("i3d_inception_k400_rgb"); x = entry.transform(frames, fps=30)[None]
 """
-from .api import build, info, load
-from .hub import load_from_hub, push_to_hub, save_pretrained
-from .i3d import ENDPOINTS, InceptionI3d
-from .labels import label_names
-from .preprocess import FlowPreprocess, RGBPreprocess
-from .registry import REGISTRY, ModelEntry, list_models
-from .two_stream import TwoStreamI3D
-from .weights import WeightsError
+from zoo.api import build, info, load
+from zoo.weights.hub import load_from_hub, push_to_hub, save_pretrained
+from zoo.models.i3d import ENDPOINTS, InceptionI3d
+from zoo.labels import label_names
+from zoo.preprocess import FlowPreprocess, RGBPreprocess
+from zoo.registry import REGISTRY, ModelEntry, list_models
+from zoo.models.two_stream import TwoStreamI3D
+from zoo.weights.files import WeightsError
 
 list = list_models  # noqa: A001  (zoo.list, as timm.list_models)
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from .i3d import InceptionI3d
-from .registry import ModelEntry, get_entry, list_models
-from .two_stream import TwoStreamI3D
-from .weights import load_into, resolve
+from zoo.models.i3d import InceptionI3d
+from zoo.registry import ModelEntry, get_entry, list_models
+from zoo.models.two_stream import TwoStreamI3D
+from zoo.weights.resolve import resolve
+from zoo.weights.files import load_into
 
 
 def info(name: str) -> ModelEntry:
@@ -48,11 +49,11 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
         pretrained: False builds the architecture with fresh random weights (train mode).
         cache_dir: where cached weights live (default: ``$QUOVADIS_HOME`` / the Hugging Face cache).
         source: where weights may come from: ``"auto"`` (our cache, DeepMind's release, then the Hub),
-            ``"cache"``, ``"release"`` or ``"hub"``; see :mod:`zoo.weights`.
+            ``"cache"``, ``"release"`` or ``"hub"``; see :mod:`zoo.weights.resolve`.
         progress: show download progress bars (on a terminal).
     """
     if name.startswith("hf-hub:"):
-        from .hub import load_from_hub
+        from zoo.weights.hub import load_from_hub
         return load_from_hub(name[len("hf-hub:"):], cache_dir=cache_dir, force_download=force_download)
     entry = get_entry(name)
     from_2d = entry.arch == "inflated" and weights is None and entry.hf_repo is None  # bootstrap, no video weights

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .clip_input import as_clip
-from .data.transforms import crop, resize
+from zoo.clip_input import as_clip
+from zoo.data.transforms import crop, resize
 
 
 def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass, field
 
-from .labels import LABEL_SETS, label_names
-from .preprocess import FlowPreprocess, RGBPreprocess, preprocess_from_dict
+from zoo.labels import LABEL_SETS, label_names
+from zoo.preprocess import FlowPreprocess, RGBPreprocess, preprocess_from_dict
 
 I3D_CITATION = """@inproceedings{carreira2017quo,
   title={Quo Vadis, Action Recognition? A New Model and the Kinetics Dataset},

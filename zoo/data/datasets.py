@@ -49,9 +49,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from . import sampling
-from .decode import frame_times, read_frames, video_info
-from .transforms import Normalize
+from zoo.data import sampling
+from zoo.data.decode import frame_times, read_frames, video_info
+from zoo.data.transforms import Normalize
 
 MODALITIES = ("rgb", "flow", "both")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif")
@@ -115,7 +115,7 @@ class VideoClipDataset(Dataset):
         if modality != "rgb" and flow_root is None:
             raise ValueError(f"modality={modality!r} needs flow_root (stored flow, zoo.data.flow_store)")
         if modality != "rgb":
-            from . import flow_store  # noqa: F401  (fail here, not as "corrupt" on every item)
+            from zoo.data import flow_store  # noqa: F401  (fail here, not as "corrupt" on every item)
         if mode not in ("train", "test") or on_corrupt not in ("next", "sentinel"):
             raise ValueError(f"mode must be train/test and on_corrupt next/sentinel, got {mode!r}, {on_corrupt!r}")
         if num_clips == "all" and mode != "test" or num_clips != "all" and (not isinstance(num_clips, int)
@@ -179,7 +179,7 @@ class VideoClipDataset(Dataset):
     def flow_meta(self, i: int) -> dict:
         """The stored flow's ``meta.json`` for item ``i``, checked against the clip timeline's frame rate
         and the network's short side (:class:`FlowGeometryError`)."""
-        from . import flow_store
+        from zoo.data import flow_store
         fdir, path = self.flow_dir(i), self.video_path(i)
         if not flow_store.is_complete(fdir):
             raise FileNotFoundError(f"no complete stored flow for {path} in {fdir}")
@@ -210,7 +210,7 @@ class VideoClipDataset(Dataset):
         raises on a bad file."""
         path, out, lengths = self.video_path(i), {}, []
         if "flow" in self.streams:
-            from . import flow_store
+            from zoo.data import flow_store
             meta = self.flow_meta(i)
             lengths.append(int(meta["num_frames"]) + 1)                    # N - 1 flow frames for N frames
         if "rgb" in self.streams:

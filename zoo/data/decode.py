@@ -12,7 +12,7 @@ plus FFmpeg 4-8 shared libraries, e.g. ``apt-get install libavcodec59 libavforma
 (``quovadis[video]``), silently. ``backend=`` or ``$QUOVADIS_VIDEO_BACKEND`` picks one; asking for torchcodec
 where it is not usable warns and uses PyAV.
 
-FRAME-NUMBERING RULE (every decoder here, and flow extraction, which decodes with ``zoo.video_io``):
+FRAME-NUMBERING RULE (every decoder here, and flow extraction, which decodes with ``zoo.data.video_io``):
 frame ``i`` is the ``i``-th frame in presentation order, COUNTED, never computed from its timestamp and
 the average frame rate. On a variable-frame-rate file the two differ (one missing timestamp shifts every
 later frame by one), so a PyAV seek maps each decoded frame's timestamp to its count through the sorted
@@ -340,5 +340,5 @@ def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> d
 
 def read_all_frames(path) -> tuple[torch.Tensor, float]:
     """Every frame ``(T, H, W, 3)`` and the fps, with PyAV: the naive full decode (benchmarks' baseline)."""
-    from zoo.video_io import read_frames as _read_all
+    from zoo.data.video_io import read_frames as _read_all
     return _read_all(path)

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .config import TrainConfig
+from zoo.train.config import TrainConfig
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:

@@ -6,7 +6,7 @@ from pathlib import Path
 from zoo.data import datasets as D
 from zoo.data import transforms as T
 
-from .config import TrainConfig
+from zoo.train.config import TrainConfig
 
 
 class NormalizeFlowOnly(T.Normalize):

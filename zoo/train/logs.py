@@ -15,7 +15,7 @@ class RunLog:
             self.out.mkdir(parents=True, exist_ok=True)
         if enabled and tensorboard:
             try:
-                from .tensorboard_writer import summary_writer  # TensorBoard without importing TensorFlow
+                from zoo.train.tensorboard_writer import summary_writer  # TensorBoard without importing TensorFlow
                 self._tb = summary_writer(str(self.out / "tensorboard"))
             except Exception:  # tensorboard is optional ([train] extra)
                 self._tb = None

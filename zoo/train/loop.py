@@ -16,16 +16,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
+from zoo.train.build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
                     set_train_mode)
-from .checkpoint import BEST_WEIGHTS, LAST, load_checkpoint, save_checkpoint, save_weights
-from .config import TrainConfig
-from .distributed import (World, all_gather_objects, all_reduce_sum, any_rank, barrier, init_world,
+from zoo.train.checkpoint import BEST_WEIGHTS, LAST, load_checkpoint, save_checkpoint, save_weights
+from zoo.train.config import TrainConfig
+from zoo.train.distributed import (World, all_gather_objects, all_reduce_sum, any_rank, barrier, init_world,
                           local_world_size, shutdown)
-from .reproducibility import configure_backends, rank_seed, restore_rank_rng, rng_state, seed_all
-from .logs import RunLog
-from .precise_bn import recompute_bn_stats
-from .metrics import save_confusion_png, summarize
+from zoo.train.reproducibility import configure_backends, rank_seed, restore_rank_rng, rng_state, seed_all
+from zoo.train.logs import RunLog
+from zoo.train.precise_bn import recompute_bn_stats
+from zoo.train.metrics import save_confusion_png, summarize
 
 
 class TrainingDiverged(RuntimeError):

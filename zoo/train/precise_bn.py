@@ -24,7 +24,7 @@ def _is_bn(m: nn.Module) -> bool:
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
-    """BatchNorm layers that track running statistics (torch's and zoo.i3d's BatchNormNoScale)."""
+    """BatchNorm layers that track running statistics (torch's and zoo.models.i3d's BatchNormNoScale)."""
     return [m for m in model.modules() if _is_bn(m) and getattr(m, "running_mean", None) is not None]
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from zoo.data.datasets import holdout_indices
 
-from .config import TrainConfig
-from .data import build_dataset, test_transform
+from zoo.train.config import TrainConfig
+from zoo.train.data import build_dataset, test_transform
 
 
 @dataclass

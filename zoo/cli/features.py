@@ -1,4 +1,4 @@
-"""``quovadis features SRC OUT --model NAME``: clip features of every video in a folder (see :mod:`zoo.features`)."""
+"""``quovadis features SRC OUT --model NAME``: clip features of every video in a folder (see :mod:`zoo.metrics.features`)."""
 from __future__ import annotations
 
 import sys
@@ -35,8 +35,8 @@ def add_features_parser(sub) -> None:
 
 
 def cmd_features(args) -> int:
-    from .features import FeatureExtractor
-    from .sharding import parse_shard
+    from zoo.metrics.features import FeatureExtractor
+    from zoo.data.sharding import parse_shard
 
     shard = parse_shard(args.shard)
     weights = args.weights

@@ -5,8 +5,8 @@
    (``cache_dir=`` overrides): ``<name>.safetensors``, filled by the release source, ``quovadis zoo fetch``
    or ``quovadis zoo build``.
 3. ``release``: for the five DeepMind entries, the original kinetics-i3d release at its pinned commit
-   (:mod:`zoo.release`; ``QUOVADIS_KINETICS_I3D_MIRROR`` points at a copy). The index and the data shard are
-   downloaded (:mod:`zoo.download`), checked against the pins (index sha256 and size; shard size from the
+   (:mod:`zoo.weights.release`; ``QUOVADIS_KINETICS_I3D_MIRROR`` points at a copy). The index and the data shard are
+   downloaded (:mod:`zoo.weights.download`), checked against the pins (index sha256 and size; shard size from the
    index's offsets and git blob id; every tensor's CRC32C as it is read), converted in memory and written
    atomically into our cache. Nothing that fails a check is cached or loaded.
 4. ``hub``: a Hugging Face Hub repo, where the entry registers one (the Hugging Face cache first, then a
@@ -18,51 +18,18 @@ Offline (``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1``) only the caches are rea
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
-
-from .registry import ModelEntry
+from zoo.registry import ModelEntry
+from zoo.weights.files import WeightsError, cached_path, quovadis_cache, sha256_of
 
 SOURCES = ("cache", "release", "hub")
 
 
-class WeightsError(RuntimeError):
-    """Weights that cannot be found, read or trusted; the message says what to do."""
-
-
-def quovadis_cache(cache_dir=None) -> Path:
-    """Our cache of locally converted weights: ``$QUOVADIS_HOME`` or ``$HF_HOME/quovadis``."""
-    if cache_dir is not None:
-        return Path(cache_dir) / "quovadis"
-    if os.environ.get("QUOVADIS_HOME"):
-        return Path(os.environ["QUOVADIS_HOME"])
-    from huggingface_hub.constants import HF_HOME
-    return Path(HF_HOME) / "quovadis"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def offline() -> bool:
     """``HF_HUB_OFFLINE`` or ``QUOVADIS_OFFLINE`` is on."""
-    from .download import offline as _offline
+    from zoo.weights.download import offline as _offline
     return _offline()
-
-
-def cached_path(entry: ModelEntry, cache_dir=None) -> Path:
-    """Where our cache keeps ``entry``'s converted weights."""
-    return quovadis_cache(cache_dir) / f"{entry.name}.safetensors"
 
 
 def how_to_get(entry: ModelEntry) -> str:
@@ -96,7 +63,7 @@ def resolve(entry: ModelEntry, *, cache_dir=None, force_download: bool = False, 
                 raise WeightsError(f"{entry.name} is not one of DeepMind's released checkpoints; "
                                    f"use source='auto' or 'hub'")
         else:
-            from .download import DownloadError, OfflineError
+            from zoo.weights.download import DownloadError, OfflineError
             try:
                 return fetch_release(entry, cache_dir=cache_dir, quiet=quiet, force=force_download)
             except OfflineError:
@@ -133,10 +100,10 @@ def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, for
 
     from filelock import FileLock
 
-    from converters.deepmind import convert_deepmind
+    from zoo.weights.deepmind import convert_deepmind
     from converters.tf_bundle import CheckpointError
 
-    from . import release
+    from zoo.weights import release
 
     local = cached_path(entry, cache_dir)
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -198,40 +165,3 @@ def _from_hub(entry: ModelEntry, cache_dir, force_download: bool, local: Path) -
     return path
 
 
-def read_metadata(path: Path) -> dict:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}
-    except Exception as e:
-        raise WeightsError(f"{path} is not a readable safetensors file ({e}); convert or download it again") from e
-
-
-def load_into(model: torch.nn.Module, path, *, expect_variant: str | None = None) -> torch.nn.Module:
-    """Load ``path`` (safetensors) into ``model`` strictly, with errors that name the file and tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
-    meta = read_metadata(path)
-    variant = meta.get("quovadis.variant")
-    if expect_variant and variant and variant != expect_variant:
-        raise WeightsError(f"{path} holds DeepMind variant {variant!r}, but this model is {expect_variant!r}; "
-                           "these are different checkpoints: pick the zoo name that matches the file")
-    state = load_file(str(path))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if missing or extra or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (e.g. {extra[:3]})")
-        if wrong:
-            parts.append(f"{len(wrong)} with the wrong shape (e.g. {wrong[:2]})")
-        raise WeightsError(f"{path} does not fit {type(model).__name__}: " + "; ".join(parts)
-                           + ". Check that the file is for this model (config: "
-                           + json.dumps(getattr(model, 'config', {})) + ").")
-    model.load_state_dict(state, strict=True)
-    return model

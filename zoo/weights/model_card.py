@@ -6,7 +6,7 @@ import json
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .registry import I3D_CITATION
+from zoo.registry import I3D_CITATION
 
 DATASETS = {"kinetics400": "kinetics-400", "kinetics600": "kinetics-600"}
 

@@ -10,9 +10,9 @@ import torch
 
 
 def cmd_train(args) -> int:
-    from .config import load_config
-    from .loop import train
-    from .splits import build_splits
+    from zoo.train.config import load_config
+    from zoo.train.loop import train
+    from zoo.train.splits import build_splits
     from zoo.data.datasets import collate_skip_corrupt
 
     cfg = load_config(args.config, args.overrides)
@@ -31,8 +31,8 @@ def cmd_evaluate(args) -> int:
     """Evaluate one run (or several, fused late). Under ``torchrun`` each rank evaluates its share of the
     videos (DistributedSampler; duplicates from its padding removed) and only rank 0 writes and prints.
     Weights come from the run's safetensors file, so a shared run folder never runs code on load."""
-    from .distributed import init_world, shutdown
-    from .reproducibility import configure_backends
+    from zoo.train.distributed import init_world, shutdown
+    from zoo.train.reproducibility import configure_backends
 
     configure_backends(False, cuda=torch.cuda.is_available())
     world = init_world("auto")
@@ -43,12 +43,12 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_runs(args, world) -> int:
-    from .build import build_model
-    from .checkpoint import load_run_weights
-    from .config import from_dict
-    from .data import build_dataset
-    from .loop import evaluate, make_loader
-    from .metrics import fuse, save_confusion_png, summarize
+    from zoo.train.build import build_model
+    from zoo.train.checkpoint import load_run_weights
+    from zoo.train.config import from_dict
+    from zoo.train.data import build_dataset
+    from zoo.train.loop import evaluate, make_loader
+    from zoo.train.metrics import fuse, save_confusion_png, summarize
     from zoo.data.datasets import collate_skip_corrupt
 
     runs = [Path(args.run)] + [Path(r) for r in args.fuse]
@@ -131,7 +131,7 @@ def _chosen_on(cfg) -> str:
 def _checkpoint_choice(run: Path, cfg, which: str) -> str:
     """``last`` (default) or ``best``; best exists only for runs validated on a split the test never sees."""
     if which == "best" and not (run / "best.safetensors").is_file() and not (run / "best.pt").is_file():
-        from .splits import describe_validation
+        from zoo.train.splits import describe_validation
         name, selects = describe_validation(cfg)
         why = ("it validated on the test split, which must not choose a checkpoint" if not selects
                else "no validation has run yet")

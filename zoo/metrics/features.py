@@ -1,6 +1,6 @@
 """Clip features of every video in a folder, with any zoo model: one file per video, resumable.
 
-    >>> from zoo.features import FeatureExtractor
+    >>> from zoo.metrics.features import FeatureExtractor
     >>> fx = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Mixed_5c"], clip_len=64, stride=64, pool="mean")
     >>> summary = fx.run("videos/", "features/")        # features/<relative path>.safetensors per video
 
@@ -9,8 +9,8 @@ ending at or before the video's end; a video shorter than one clip gives one cli
 repeated. Each clip is preprocessed as the model's registry entry says (RGB: short side 256, centre crop
 224, [-1, 1]; flow: the same size, clipped to +-20 px / 20).
 
-Endpoints: for I3D models any of :data:`zoo.i3d.ENDPOINTS`, exactly what
-:meth:`~zoo.i3d.InceptionI3d.extract_endpoints` returns on the same clips; for inflated timm/torchvision
+Endpoints: for I3D models any of :data:`zoo.models.i3d.ENDPOINTS`, exactly what
+:meth:`~zoo.models.i3d.InceptionI3d.extract_endpoints` returns on the same clips; for inflated timm/torchvision
 models ``features`` (``forward_features``) and ``logits``. Two-stream models give ``rgb.<endpoint>`` and
 ``flow.<endpoint>``. ``pool="mean"`` averages a feature map ``(C, T, H, W)`` over T, H and W.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sharding import select_shard
+from zoo.data.sharding import select_shard
 
 POOLS = ("none", "mean")
 FORMATS = ("safetensors", "npy")
@@ -64,7 +64,7 @@ def clip_frames(start: int, clip_len: int, num_frames: int) -> list[int]:
 @dataclass
 class _Job:
     index: int
-    video: object       # zoo.video_folder.Video
+    video: object       # zoo.data.video_folder.Video
     out: Path
     flow_dir: Path | None
 
@@ -86,15 +86,15 @@ class _ClipChunks(torch.utils.data.IterableDataset):
                 yield {"job": job.index, "error": f"{job.video.path}: {type(e).__name__}: {e}", "last": True}
 
     def _clips(self, job):
-        from .data.flow_store import read_flow, read_meta
+        from zoo.data.flow_store import read_flow, read_meta
         timeline = None  # RGB frame of each timeline frame, when the flow was made on a retimed video
         if "flow" in self.streams:
             meta = read_meta(job.flow_dir)
             n, fps = int(meta["num_frames"]), float(meta.get("fps") or job.video.fps())
             src_fps = meta.get("source_fps")
             if "rgb" in self.streams and src_fps and abs(float(src_fps) - fps) > 1e-3 and job.video.kind == "file":
-                from .data.decode import frame_times
-                from .data.sampling import resample_times
+                from zoo.data.decode import frame_times
+                from zoo.data.sampling import resample_times
                 timeline = resample_times(frame_times(job.video.path), fps).tolist()  # as `quovadis flow --fps`
         else:
             n, fps = job.video.num_frames(), job.video.fps()
@@ -131,7 +131,7 @@ class FeatureExtractor:
                  weights=None, device=None, precision: str = "auto", exact: bool = False, batch_size: int = 4,
                  fmt: str = "safetensors", net=None):
         import zoo
-        from .inference import InferenceModel
+        from zoo.models.inference import InferenceModel
         if pool not in POOLS:
             raise FeatureError(f"unknown --pool {pool!r}; choose one of {', '.join(POOLS)}")
         if fmt not in FORMATS:
@@ -156,7 +156,7 @@ class FeatureExtractor:
         self.weights = str(weights) if weights is not None else "zoo"
 
     def _check_endpoints(self):
-        from .i3d import ENDPOINTS
+        from zoo.models.i3d import ENDPOINTS
         allowed = ENDPOINTS if self.arch != "inflated" else ("features", "logits")
         bad = [e for e in self.endpoints if e not in allowed]
         if bad:
@@ -254,13 +254,13 @@ class FeatureExtractor:
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, src, out_dir, *, flow_dir=None, shard: tuple[int, int] = (0, 1), workers: int = 2,
             on_error: str = "skip", progress: bool = True, chunk: int | None = None) -> dict:
-        """Extract every video of ``src`` (see :func:`zoo.video_folder.list_videos`) into ``out_dir``.
+        """Extract every video of ``src`` (see :func:`zoo.data.video_folder.list_videos`) into ``out_dir``.
 
         Returns ``{"videos", "done", "skipped" (already finished), "failed" (messages), "clips", "seconds",
         "clips_per_s"}``."""
         from tqdm.auto import tqdm
 
-        from .video_folder import list_videos
+        from zoo.data.video_folder import list_videos
         if on_error not in ("skip", "fail"):
             raise FeatureError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
         if "flow" in self.streams and flow_dir is None:

@@ -1,7 +1,7 @@
-"""Dataset flow extraction with the PyTorch TV-L1 (:mod:`zoo.data.tvl1_torch`), for
+"""Dataset flow extraction with the PyTorch TV-L1 (:mod:`zoo.flow.tvl1_torch`), for
 ``quovadis flow --algorithm tvl1-torch [--device cuda] [--batch-size N] [--shard K/N]``.
 
-Same inputs, layout, ``meta.json`` and resume rule as the OpenCV path (:func:`zoo.data.flow.extract_dataset_flow`):
+Same inputs, layout, ``meta.json`` and resume rule as the OpenCV path (:func:`zoo.flow.extract.extract_dataset_flow`):
 a video whose folder has ``meta.json`` is skipped, any other folder is cleared and redone, so overlapping
 or repeated runs (and shards) are safe. The work is a three-stage pipeline, so that the flow solver is
 the only thing the device waits for:
@@ -9,7 +9,7 @@ the only thing the device waits for:
 1. DataLoader worker processes decode each video (retime, resize, grayscale: ``flow._read_gray``, the
    OpenCV path's own decoding, so both paths see identical frames);
 2. this process batches consecutive-frame pairs (``batch_size`` pairs of one frame size, taken across
-   videos) and runs :func:`zoo.data.tvl1_torch.tvl1_flow` on ``device``;
+   videos) and runs :func:`zoo.flow.tvl1_torch.tvl1_flow` on ``device``;
 3. a writer thread quantises and writes each finished video (``flow_store.write_flow``: JPEG/PNG
    encoding releases the GIL) while the next batch runs.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.sharding import parse_shard, select_shard
+from zoo.data.sharding import parse_shard, select_shard
 
-from . import flow as _flow
-from .flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
-from .tvl1_torch import STOPPING, VARIANTS, tvl1_flow
+from zoo.flow import extract as _flow
+from zoo.data.flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
+from zoo.flow.tvl1_torch import STOPPING, VARIANTS, tvl1_flow
 
 ALGORITHM = "tvl1-torch"
 

@@ -1,0 +1,1 @@
+"""The ``quovadis`` command line: ``main.py`` builds the parser, one file per command."""
