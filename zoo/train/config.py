@@ -1,4 +1,5 @@
-"""Training configuration: a dataclass tree, read from YAML or TOML, with ``key=value`` overrides.
+"""Training configuration: typed dataclasses (OmegaConf structured configs), read from YAML, TOML or JSON, with
+``key=value`` overrides.
 
     quovadis train --config ucf101_flow.yaml optim.lr=0.01 data.clip_len=32 epochs=20
     quovadis train --config ucf101_flow.yaml protocol=i3d           # DeepMind's I3D data protocol
@@ -16,14 +17,30 @@ crops; I3D: a plain random crop) and ``data.test_clips=1`` (one centred clip; I3
 
 ``data.modality`` is ``rgb`` or ``flow``: the two streams train as two runs and are fused at evaluation
 (``both`` is refused when the config is loaded, with that recipe).
+
+TYPES. Every value is checked against the type declared below, whichever layer it comes from: ``False``,
+``false``, ``no`` and ``0`` are false for a ``bool``; ``1e-3`` is a float (YAML files are read with OmegaConf's
+loader, which reads it as YAML 1.2 does, not as PyYAML's string); ``epochs=ten`` and ``data=null`` are refused.
+An unknown key or a wrong type raises :class:`ConfigError` with one line naming the key, the type it expects
+and the value given. A run's ``config.json`` holds the typed values.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+import yaml
+from omegaconf import DictConfig, Node, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A training config that names an unknown key, gives a value of the wrong type, or asks for a refused
+    setting; the message is one line naming the key."""
 
 
 @dataclass
@@ -35,7 +52,7 @@ class ModelConfig:
     time_kernel: int = 3
     in_channels: int | None = None  # default: 3 for rgb, 2 for flow
     dropout: float = 0.5
-    kwargs: dict = field(default_factory=dict)  # extra timm/torchvision constructor arguments
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm/torchvision constructor arguments
 
 
 @dataclass
@@ -46,7 +63,7 @@ class DataConfig:
     split: int = 1
     flow_root: str | None = None
     modality: str = "rgb"  # rgb or flow (train the two streams as two runs, fuse at evaluation; "both" refused)
-    classes: str | list | None = None  # class map (a file, one name per line, or a list); None: the training
+    classes: str | list[str] | None = None  # class map (a file, one name per line, or a list); None: the training
     # split's classes. The run's config.json records the list used, and evaluation numbers the test split by it.
     val_fraction: float = 0.0  # hold this fraction of each class of the training list out for validation
     val_list: str | None = None  # or a validation list: a CSV "path,label" (paths under root, label a class name)
@@ -71,7 +88,7 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-7
     schedule: str = "cosine"  # cosine, step or constant
-    step_epochs: list = field(default_factory=lambda: [10, 20])
+    step_epochs: list[int] = field(default_factory=lambda: [10, 20])
     gamma: float = 0.1
     warmup_epochs: float = 0.0
 
@@ -116,98 +133,139 @@ def validate(cfg: "TrainConfig") -> "TrainConfig":
     """Refuse settings that would train something else than asked, naming the key and the fix."""
     d = cfg.data
     if d.modality == "both":
-        raise ValueError(f"data.modality='both' does not train both streams in one run; {TWO_RUN_RECIPE}")
+        raise ConfigError(f"data.modality='both' does not train both streams in one run; {TWO_RUN_RECIPE}")
     if d.modality not in ("rgb", "flow"):
-        raise ValueError(f"data.modality must be 'rgb' or 'flow', got {d.modality!r}")
+        raise ConfigError(f"data.modality must be 'rgb' or 'flow', got {d.modality!r}")
     if cfg.protocol is not None and cfg.protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {cfg.protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
+        raise ConfigError(f"unknown protocol {cfg.protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
     if not (d.test_clips == "all" or isinstance(d.test_clips, int) and d.test_clips >= 1):
-        raise ValueError(f"data.test_clips must be a positive integer or 'all', got {d.test_clips!r}")
+        raise ConfigError(f"data.test_clips must be a positive integer or 'all', got {d.test_clips!r}")
     if not 0 <= d.val_fraction < 1:
-        raise ValueError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     if d.val_fraction and d.val_list:
-        raise ValueError("set data.val_fraction or data.val_list, not both")
+        raise ConfigError("set data.val_fraction or data.val_list, not both")
     if cfg.precise_bn < 0:
-        raise ValueError(f"precise_bn is a number of training batches (0: off), got {cfg.precise_bn}")
+        raise ConfigError(f"precise_bn is a number of training batches (0: off), got {cfg.precise_bn}")
     return cfg
 
 
-def _merge(base: dict, top: dict) -> dict:
-    """``top`` over ``base``, one level into the sections."""
-    for k, v in top.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            base[k] = {**base[k], **v}
-        else:
-            base[k] = v
-    return base
-
-
-def _section_types():
-    return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-
-
 def from_dict(data: dict) -> TrainConfig:
-    sections = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig}
-    kwargs = {}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"unknown config key {key!r}; known: {sorted(known)}")
-        if key in sections:
-            cls = sections[key]
-            fields = {f.name for f in dataclasses.fields(cls)}
-            bad = set(value) - fields
-            if bad:
-                raise ValueError(f"unknown key(s) {sorted(bad)} in [{key}]; known: {sorted(fields)}")
-            kwargs[key] = cls(**value)
-        else:
-            kwargs[key] = value
-    return validate(TrainConfig(**kwargs))
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """``["optim.lr=0.1", "epochs=3"]`` applied to a nested dict (values parsed as JSON when they can be)."""
-    data = json.loads(json.dumps(data))
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not KEY=VALUE (for example optim.lr=0.01)")
-        key, value = item.split("=", 1)
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_value(value)
-    return data
+    """A typed, validated config from a plain mapping (a run's ``config.json``); no preset is applied."""
+    return _typed(_as_config(data, "the config"))
 
 
 def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """Defaults, then the ``protocol`` preset if one is named, then the file, then the overrides."""
-    loaded = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {p} does not exist")
-        if p.suffix == ".toml":
-            loaded = tomllib.loads(p.read_text())
-        elif p.suffix in (".yaml", ".yml"):
-            import yaml
-            loaded = yaml.safe_load(p.read_text()) or {}
-        elif p.suffix == ".json":
-            loaded = json.loads(p.read_text())
-        else:
-            raise ValueError(f"config {p}: use .yaml, .toml or .json")
-    user = apply_overrides(loaded, list(overrides))
-    data = TrainConfig().to_dict()
+    """Defaults, then the ``protocol`` preset if one is named, then the file, then the ``key=value`` overrides;
+    every value checked against its declared type (:class:`ConfigError` names the key otherwise)."""
+    user = OmegaConf.merge(read_config_file(path) if path else OmegaConf.create({}), parse_overrides(overrides))
     protocol = user.get("protocol")
-    if protocol is not None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
-        _merge(data, PROTOCOLS[protocol])
-    return from_dict(_merge(data, user))
+    if protocol is not None and (not isinstance(protocol, str) or protocol not in PROTOCOLS):
+        raise ConfigError(f"unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)} (or leave it unset)")
+    return _typed(user, PROTOCOLS[protocol] if protocol else {})
+
+
+def read_config_file(path: str | Path) -> DictConfig:
+    """A YAML, TOML or JSON config file as an (untyped) OmegaConf mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {p} does not exist")
+    try:
+        if p.suffix == ".toml":
+            return _as_config(tomllib.loads(p.read_text()), f"config {p}")
+        if p.suffix in (".yaml", ".yml"):
+            return _as_config(OmegaConf.load(p), f"config {p}")  # YAML 1.2 floats: 1e-3 is a float
+        if p.suffix == ".json":
+            return _as_config(json.loads(p.read_text()), f"config {p}")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"config {p} is not valid {p.suffix[1:].upper()}: {' '.join(str(e).split())}") from e
+    raise ConfigError(f"config {p}: use .yaml, .toml or .json")
+
+
+def parse_overrides(overrides) -> DictConfig:
+    """``["optim.lr=0.1", "epochs=3"]`` as an OmegaConf mapping; each value read as YAML (``false`` a bool,
+    ``1e-3`` a float, ``[10, 20]`` a list, anything else a string)."""
+    overrides = list(overrides)
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (for example optim.lr=0.01)")
+    try:
+        return OmegaConf.from_dotlist(overrides)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"an override is not valid YAML ({' '.join(str(e).split())}); quote the value, "
+                          "e.g. 'data.root=\"a[1\"'") from e
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"override: {_one_line(e)}") from e
+
+
+def _as_config(data, source: str) -> DictConfig:
+    if isinstance(data, DictConfig):
+        return data
+    if data is None:
+        return OmegaConf.create({})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping of keys (out, model, data, optim, ...), got "
+                          f"{type(data).__name__}")
+    try:
+        return OmegaConf.create(data)
+    except OmegaConfBaseException as e:
+        raise _config_error(e, None) from e
+
+
+def _typed(user: DictConfig, preset: dict | None = None) -> TrainConfig:
+    """``user`` over ``preset`` over the defaults, checked against the dataclasses' types, then validated."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), preset or {}, user)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise _config_error(e, user) from e
+    return validate(cfg)
+
+
+def _config_error(e: OmegaConfBaseException, given) -> ConfigError:
+    """One line from an OmegaConf error: the key, the type it expects (or the known keys) and the value given."""
+    key = e.full_key or ""
+    if isinstance(e, ConfigKeyError) and key:
+        value = OmegaConf.select(given, key, default=None, throw_on_missing=False) if given is not None else None
+        parent, _, _ = key.rpartition(".")
+        section = declared_type(parent) if parent else TrainConfig
+        known = ", ".join(f.name for f in fields(section)) if is_dataclass(section) else "none"
+        return ConfigError(f"unknown config key {key!r} (given {_show(value)}); the keys of "
+                           f"{parent or 'the top level'} are: {known}")
+    expected = declared_type(key) if key else None
+    if expected is None:
+        return ConfigError(f"config{' key ' + repr(key) if key else ''}: {_one_line(e)}")
+    value = getattr(e, "value", None)
+    value = value._value() if isinstance(value, Node) else value
+    if is_dataclass(expected):
+        names = [f.name for f in fields(expected)]
+        return ConfigError(f"config key {key!r} expects a section of keys ({', '.join(names[:4])}, ...), got "
+                           f"{_show(value)}; set its keys instead, e.g. {key}.{names[0]}=...")
+    return ConfigError(f"config key {key!r} expects {type_name(expected)}, got {_show(value)}")
+
+
+def declared_type(key: str):
+    """The type :class:`TrainConfig` declares for a dotted key (``optim.lr``, ``optim.step_epochs[1]``), or None."""
+    t: Any = TrainConfig
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+        if part.startswith("["):
+            args = [a for a in get_args(t) if a is not type(None)]
+            t = get_args(args[0])[0] if args and get_args(args[0]) else (args[0] if args else None)
+        elif is_dataclass(t) and part in get_type_hints(t):
+            t = get_type_hints(t)[part]
+        else:
+            return None
+        if t is None:
+            return None
+    return t
+
+
+def type_name(t) -> str:
+    return t.__name__ if isinstance(t, type) and not get_args(t) else str(t).replace("typing.", "")
+
+
+def _show(value) -> str:
+    return "null" if value is None else repr(value)
+
+
+def _one_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
