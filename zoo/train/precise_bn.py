@@ -33,15 +33,15 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable, to_input: str | Call
                        world=None, exclude: Iterable[nn.Module] = ()) -> int:
     """Reset and recompute the running statistics of every BatchNorm layer of ``model`` from the first
     ``num_batches`` of ``batches`` (equally weighted). ``to_input``: the batch key holding the network
-    input (e.g. "rgb"), or a function batch -> input tensor (None to skip a batch). Momentum and the
-    model's train/eval mode are restored. ``exclude``: frozen layers (``freeze_bn``), left untouched.
-    Returns the number of batches used."""
+    input (e.g. "rgb"), or a function batch -> input tensor (None to skip a batch). Momentum and each
+    module's own train/eval mode are restored. ``exclude``: frozen layers (``freeze_bn``), left untouched
+    (in eval mode, statistics unchanged). Returns the number of batches used."""
     skip = {id(m) for m in exclude}
     layers = [m for m in batchnorm_layers(model) if id(m) not in skip]
     if not layers or num_batches <= 0:
         return 0
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone()) for m in layers]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each its own: frozen BatchNorm stays in eval mode
     for m in layers:
         m.running_mean.zero_()
         m.running_var.fill_(1)
@@ -70,7 +70,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable, to_input: str | Call
             m.momentum = momentum
             if used == 0:
                 m.running_mean.copy_(mean), m.running_var.copy_(var)
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     if used and world is not None and getattr(world, "distributed", False):
         import torch.distributed as dist
         for m in layers:
