@@ -149,7 +149,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--config", default=None, help="YAML/TOML/JSON config (see zoo.train.config)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. optim.lr=0.01 data.clip_len=32")
     p.add_argument("--resume", default=None, help="a checkpoint, a run folder, or 'auto' (OUT/last.pt)")
-    p.add_argument("--no-val", action="store_true")
+    p.add_argument("--no-val", action="store_true",
+                   help="run no validation, also with data.val_fraction or data.val_list set (held-out videos "
+                        "still stay out of training)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="multi-view test of a run; --fuse another run for two-stream")

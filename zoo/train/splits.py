@@ -55,7 +55,9 @@ def describe_validation(cfg: TrainConfig) -> tuple[str | None, bool]:
 
 
 def build_splits(cfg: TrainConfig, *, validate: bool = True) -> Splits:
-    """The training set, the validation set (or None) and the class list, from ``cfg.data``."""
+    """The training set, the validation set (or None) and the class list, from ``cfg.data``. ``validate``
+    False (``--no-val``): no validation set, whatever the config holds; the videos ``data.val_fraction``
+    holds out still stay out of training, so the flag never changes what a run trains on."""
     d = cfg.data
     train = build_dataset(cfg, "train", classes=read_class_map(d.classes))
     classes = list(train.classes) or [str(i) for i in range(max((y for _, y in train.items), default=-1) + 1)]
@@ -66,7 +68,8 @@ def build_splits(cfg: TrainConfig, *, validate: bool = True) -> Splits:
         if not held:
             raise ValueError(f"data.val_fraction={d.val_fraction} holds out no video (every class has one); "
                              "use a larger fraction or data.val_list")
-        val = train.subset(held, mode="test", transform=test_transform(cfg), num_clips=1)
+        if validate:
+            val = train.subset(held, mode="test", transform=test_transform(cfg), num_clips=1)
         train = train.subset(keep)
     elif validate:
         val = build_dataset(cfg, "val" if name == "val_list" else "test", classes=classes)
