@@ -32,6 +32,33 @@ def test_transform(cfg: TrainConfig):
     return T.Compose([T.ResizeShortSide(d.short_side), crop, NormalizeFlowOnly()])
 
 
+KINETICS_CSV_NAMES = {"train": ("train.csv",), "val": ("validate.csv", "val.csv")}  # official; CVDF's mirror
+
+
+def kinetics_csv(where: Path, split: str) -> tuple[Path, str | None]:
+    """The Kinetics annotation CSV of ``split`` ("train" or "val") and the ``split`` column value to keep
+    (None: every row). ``where`` a file: that CSV, its rows of ``split``. ``where`` a folder: the split's own
+    CSV in it, ``train.csv`` / ``validate.csv`` or ``val.csv``, else the one file named like ``*_train.csv``."""
+    if where.is_file():
+        return where, split
+    if not where.is_dir():
+        raise FileNotFoundError(f"data.annotations={where} does not exist (a Kinetics CSV, or the folder "
+                                "holding train.csv and validate.csv)")
+    names = KINETICS_CSV_NAMES[split]
+    exact = [where / n for n in names if (where / n).is_file()]
+    if exact:
+        return exact[0], None
+    found = sorted({f for n in names for f in where.glob(f"*[_-]{n}")})
+    if len(found) == 1:
+        return found[0], None
+    if found:
+        raise ValueError(f"{where} holds several CSVs of the {split!r} split ({', '.join(f.name for f in found)}); "
+                         "set data.annotations to the one to use")
+    present = ", ".join(sorted(f.name for f in where.glob("*.csv"))) or "none"
+    raise FileNotFoundError(f"{where} has no CSV of the {split!r} split (looked for {' or '.join(names)}; "
+                            f"CSVs there: {present}); set data.annotations to a Kinetics CSV or its folder")
+
+
 def build_dataset(cfg: TrainConfig, subset: str, *, test_views: bool = False, classes=None):
     """``subset`` "train", "test" or "val" (``data.val_list``) of the configured format; test sets give
     multi-view samples only when ``test_views`` (evaluation), else one centre view per video (validation
@@ -54,8 +81,14 @@ def build_dataset(cfg: TrainConfig, subset: str, *, test_views: bool = False, cl
         return D.HMDB51(root, d.annotations or root / "testTrainMulti_7030_splits", split=d.split, subset=subset,
                         **common)
     if fmt == "kinetics":
-        csv = Path(d.annotations or root / f"{'train' if train else 'validate'}.csv")
-        return D.Kinetics(root, csv, **common)
+        split = "train" if train else "val"     # Kinetics' test labels are withheld: its test is the val split
+        csv, rows = kinetics_csv(Path(d.annotations) if d.annotations else root, split)
+        dataset = D.Kinetics(root, csv, subset=rows, **common)
+        if rows and not dataset.items and not dataset.missing:
+            raise ValueError(f"data.annotations={csv} has no rows of the {split!r} split (its 'split' column); "
+                             f"point data.annotations at the folder holding train.csv and validate.csv, or at "
+                             f"one CSV holding every split")
+        return dataset
     if fmt == "csv":
         csv = Path(d.annotations or root) / f"{'train' if train else 'test'}.csv"
         return D.CSVVideoDataset(csv, root=root, **common)
