@@ -61,6 +61,8 @@ def test_bug4_cli_prints_the_type_error_as_one_line(capsys):
     ("data.test_clips=2.5", "config key 'data.test_clips' expects int | str, got 2.5"),
     ("data.test_clips=some", "data.test_clips must be a positive integer or 'all', got 'some'"),
     ("freeze_bn=maybe", "config key 'freeze_bn' expects bool, got 'maybe'"),
+    ("data=3", "config key 'data' expects a section of keys (format, root, annotations, split, ...), got 3"),
+    ("data.classes=[a,[b]]", "config key 'data.classes' expects str | list[str] | None"),
     ("epochs", "override 'epochs' is not KEY=VALUE"),
 ])
 def test_wrong_keys_and_types_are_named_in_one_line(override, message):

@@ -31,10 +31,10 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
-from omegaconf import DictConfig, Node, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 
@@ -134,6 +134,9 @@ def validate(cfg: "TrainConfig") -> "TrainConfig":
     d = cfg.data
     if d.modality == "both":
         raise ConfigError(f"data.modality='both' does not train both streams in one run; {TWO_RUN_RECIPE}")
+    if not (d.classes is None or isinstance(d.classes, str) or all(isinstance(c, str) for c in d.classes)):
+        raise ConfigError(f"config key 'data.classes' expects str | list[str] | None (a class map file or the "
+                          f"class names), got {d.classes!r}")
     if d.modality not in ("rgb", "flow"):
         raise ConfigError(f"data.modality must be 'rgb' or 'flow', got {d.modality!r}")
     if cfg.protocol is not None and cfg.protocol not in PROTOCOLS:
@@ -213,6 +216,9 @@ def _as_config(data, source: str) -> DictConfig:
 
 def _typed(user: DictConfig, preset: dict | None = None) -> TrainConfig:
     """``user`` over ``preset`` over the defaults, checked against the dataclasses' types, then validated."""
+    for f in fields(TrainConfig):  # a section given a scalar ("data=3"): OmegaConf's merge error names no key
+        if is_dataclass(declared_type(f.name)) and f.name in user and not isinstance(user.get(f.name), DictConfig):
+            raise _section_error(f.name, user.get(f.name))
     try:
         merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), preset or {}, user)
         cfg = OmegaConf.to_object(merged)
@@ -224,8 +230,8 @@ def _typed(user: DictConfig, preset: dict | None = None) -> TrainConfig:
 def _config_error(e: OmegaConfBaseException, given) -> ConfigError:
     """One line from an OmegaConf error: the key, the type it expects (or the known keys) and the value given."""
     key = e.full_key or ""
+    value = _given(e, given)
     if isinstance(e, ConfigKeyError) and key:
-        value = OmegaConf.select(given, key, default=None, throw_on_missing=False) if given is not None else None
         parent, _, _ = key.rpartition(".")
         section = declared_type(parent) if parent else TrainConfig
         known = ", ".join(f.name for f in fields(section)) if is_dataclass(section) else "none"
@@ -234,22 +240,24 @@ def _config_error(e: OmegaConfBaseException, given) -> ConfigError:
     expected = declared_type(key) if key else None
     if expected is None:
         return ConfigError(f"config{' key ' + repr(key) if key else ''}: {_one_line(e)}")
-    value = getattr(e, "value", None)
-    value = value._value() if isinstance(value, Node) else value
     if is_dataclass(expected):
-        names = [f.name for f in fields(expected)]
-        return ConfigError(f"config key {key!r} expects a section of keys ({', '.join(names[:4])}, ...), got "
-                           f"{_show(value)}; set its keys instead, e.g. {key}.{names[0]}=...")
+        return _section_error(key, value)
     return ConfigError(f"config key {key!r} expects {type_name(expected)}, got {_show(value)}")
+
+
+def _section_error(key: str, value) -> ConfigError:
+    names = [f.name for f in fields(declared_type(key))]
+    return ConfigError(f"config key {key!r} expects a section of keys ({', '.join(names[:4])}, ...), got "
+                       f"{_show(value)}; set its keys instead, e.g. {key}.{names[0]}=...")
 
 
 def declared_type(key: str):
     """The type :class:`TrainConfig` declares for a dotted key (``optim.lr``, ``optim.step_epochs[1]``), or None."""
     t: Any = TrainConfig
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
-        if part.startswith("["):
-            args = [a for a in get_args(t) if a is not type(None)]
-            t = get_args(args[0])[0] if args and get_args(args[0]) else (args[0] if args else None)
+        if part.startswith("["):  # an item of a list (of a list[...] or of a union holding one)
+            lists = [a for a in (t, *get_args(t)) if get_origin(a) is list]
+            t = get_args(lists[0])[0] if lists and get_args(lists[0]) else None
         elif is_dataclass(t) and part in get_type_hints(t):
             t = get_type_hints(t)[part]
         else:
@@ -257,6 +265,16 @@ def declared_type(key: str):
         if t is None:
             return None
     return t
+
+
+def _given(e: OmegaConfBaseException, given):
+    """The value the user gave at the key an error names (from the user's layer; else the error's own)."""
+    if given is not None and e.full_key:
+        try:
+            return OmegaConf.select(given, e.full_key, default=None, throw_on_missing=False)
+        except OmegaConfBaseException:
+            pass
+    return getattr(e, "value", None)
 
 
 def type_name(t) -> str:
