@@ -64,6 +64,8 @@ def test_bug4_cli_prints_the_type_error_as_one_line(capsys):
     ("data=3", "config key 'data' expects a section of keys (format, root, annotations, split, ...), got 3"),
     ("data.classes=[a,[b]]", "config key 'data.classes' expects str | list[str] | None"),
     ("epochs", "override 'epochs' is not KEY=VALUE"),
+    ("precision=fp8", "config key 'precision' expects one of fp32, bf16, fp16, got 'fp8'"),
+    ("data.test_crops=2", "config key 'data.test_crops' expects one of 1, 3, got 2"),
 ])
 def test_wrong_keys_and_types_are_named_in_one_line(override, message):
     with pytest.raises(ValueError) as e:

@@ -129,8 +129,18 @@ TWO_RUN_RECIPE = ("train the two streams as two runs, e.g. `quovadis train --con
                   "at evaluation: `quovadis evaluate --run runs/rgb --fuse runs/flow` (logits summed)")
 
 
+CHOICES = {"finetune": ("full", "fixed"), "precision": ("fp32", "bf16", "fp16"), "optim.name": ("sgd", "adamw"),
+           "optim.schedule": ("cosine", "step", "constant"),
+           "data.format": ("ucf101", "hmdb51", "kinetics", "csv", "folders"), "data.test_crops": (1, 3)}
+
+
 def validate(cfg: "TrainConfig") -> "TrainConfig":
     """Refuse settings that would train something else than asked, naming the key and the fix."""
+    for key, allowed in CHOICES.items():
+        node, name = (cfg, key) if "." not in key else (getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        if getattr(node, name) not in allowed:
+            raise ConfigError(f"config key {key!r} expects one of {', '.join(map(str, allowed))}, got "
+                              f"{getattr(node, name)!r}")
     d = cfg.data
     if d.modality == "both":
         raise ConfigError(f"data.modality='both' does not train both streams in one run; {TWO_RUN_RECIPE}")
