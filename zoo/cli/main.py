@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     from zoo.cli.fvd import add_fvd_parser
     add_fvd_parser(sub)
+    from zoo.cli.fvd_stats import add_fvd_stats_parser
+    add_fvd_stats_parser(sub)
     from zoo.cli.features import add_features_parser
     add_features_parser(sub)
     try:
