@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import zoo.metrics.fvd as F
+from zoo.metrics import frechet
+from zoo.metrics.fvd_stats import FVDStats, is_stats_file
 from zoo.data.decode import read_frames
 from zoo.data.synthetic import make_moving_shapes
 from zoo.metrics.tf_resize import resize_bilinear_tf1
@@ -73,7 +75,7 @@ def test_formula_matches_tfgan_written_in_numpy(args):
     n1, n2, d, seed = args
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, 3, (n1, d)), rng.normal(1, 2, (n2, d))
-    assert F.fvd_from_features(a, b) == pytest.approx(float(tfgan_numpy(a, b)), rel=1e-9, abs=1e-9)
+    assert frechet.fvd_from_features(a, b) == pytest.approx(float(tfgan_numpy(a, b)), rel=1e-9, abs=1e-9)
 
 
 @given(feature_sets)
@@ -82,37 +84,37 @@ def test_formula_laws(args):
     n1, n2, d, seed = args
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, 3, (n1, d)), rng.normal(1, 2, (n2, d))
-    assert F.fvd_from_features(a, b) == pytest.approx(F.fvd_from_features(b, a), rel=1e-8, abs=1e-8)
-    assert abs(F.fvd_from_features(a, a)) < 1e-7 * (1 + np.abs(a).max() ** 2)
+    assert frechet.fvd_from_features(a, b) == pytest.approx(frechet.fvd_from_features(b, a), rel=1e-8, abs=1e-8)
+    assert abs(frechet.fvd_from_features(a, a)) < 1e-7 * (1 + np.abs(a).max() ** 2)
     mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
     v1, v2 = rng.uniform(0.1, 4, d), rng.uniform(0.1, 4, d)
     closed = ((mu1 - mu2) ** 2).sum() + (v1 + v2 - 2 * np.sqrt(v1 * v2)).sum()
-    assert F.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(closed, rel=1e-9, abs=1e-9)
+    assert frechet.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(closed, rel=1e-9, abs=1e-9)
 
 
 def test_covariance_is_unbiased_and_stats_round_trip(tmp_path):
     x = np.random.default_rng(0).normal(size=(7, 5))
-    stats = F.FVDStats.from_features(x, {"frames": 16})
+    stats = FVDStats.from_features(x, {"frames": 16})
     np.testing.assert_allclose(stats.sigma, np.cov(x, rowvar=False, ddof=1), rtol=1e-12)
     path = stats.save(tmp_path / "real.safetensors")
-    back = F.FVDStats.load(path)
-    assert back.n == 7 and back.protocol == {"frames": 16} and F.is_stats_file(path)
+    back = FVDStats.load(path)
+    assert back.count == 7 and back.protocol == {"frames": 16} and is_stats_file(path)
     np.testing.assert_array_equal(back.sigma, stats.sigma)
-    other = F.FVDStats.from_features(x + 1, {"frames": 128})
+    other = FVDStats.from_features(x + 1, {"frames": 128})
     with pytest.raises(F.FVDError, match="frames: REAL 16 vs FAKE 128"):
-        F.fvd_from_stats(back, other)
+        frechet.fvd_from_stats(back, other)
     with pytest.raises(F.FVDError, match="not an FVD statistics file"):
         np.save(tmp_path / "x.npy", x)
-        F.FVDStats.load(tmp_path / "x.npy")
+        FVDStats.load(tmp_path / "x.npy")
 
 
 def test_bad_features_are_refused():
     with pytest.raises(F.FVDError, match="at least 2 videos"):
-        F.FVDStats.from_features(np.zeros((1, 4)))
+        FVDStats.from_features(np.zeros((1, 4))).sigma
     bad = np.zeros((3, 4))
     bad[1, 2] = np.nan
     with pytest.raises(F.FVDError, match=r"non-finite features for videos \[1\]"):
-        F.FVDStats.from_features(bad)
+        FVDStats.from_features(bad)
 
 
 # ------------------------------------------------------------------------------------ pipeline errors

@@ -44,7 +44,7 @@ def cmd_fvd_stats(args) -> int:
     if not args.src:
         raise ValueError("give SRC (videos to compute the statistics of) or --merge STATS...")
     from zoo.cli.fvd import make_model
-    from zoo.data.sharding import parse_shard
+    from zoo.data.video_folder import parse_shard
     from zoo.metrics.fvd import compute_stats
     from zoo.train.distributed import init_world, shutdown
 

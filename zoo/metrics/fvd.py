@@ -3,7 +3,8 @@
     >>> import zoo.metrics.fvd
     >>> result = zoo.metrics.fvd.fvd("real_videos/", "fake_videos/", frames=16)     # folders, arrays or stats files
     >>> result.fvd, result.num_real, result.num_fake
-    >>> zoo.metrics.fvd.fvd(real_uint8, fake_uint8)                                  # (N, T, H, W, 3) tensors/arrays
+    >>> zoo.metrics.fvd.fvd(real_uint8, fake_uint8, kvd=True, bootstrap=100)          # (N, T, H, W, 3) tensors/arrays
+    >>> stats, skipped = zoo.metrics.fvd.compute_stats("real_videos/", model, shard=(0, 4))   # one shard's sums
 
 The reference, step by step, and where each step lives here:
 
@@ -14,18 +15,17 @@ The reference, step by step, and where each step lives here:
 3. TF-Hub ``deepmind/i3d-kinetics-400/1`` = DeepMind's ``rgb_scratch`` = ``i3d_inception_k400_rgb``; the
    embedding is ``RGB/inception_i3d/Mean:0``, the 400 logits averaged over time before the softmax (the
    model's "Logits" endpoint).
-4. tfgan's ``frechet_classifier_distance_from_activations``: float64, covariance divided by N - 1, and
-   ``trace(sqrtm(sigma sigma_w))`` from symmetric square roots taken by SVD, singular values below 1e-10
-   kept as they are (:func:`frechet_distance`).
+4. tfgan's ``frechet_classifier_distance_from_activations`` (:mod:`zoo.metrics.frechet`).
 
-Unlike the reference, N need not be a multiple of 16. The clip is the first ``frames`` frames of each
-video, every ``stride``-th (StyleGAN-V's ``fvd2048_128f_subsample8f`` is ``frames=16, stride=8``).
-Statistics (mu, sigma, n, protocol) save to a safetensors file and load back; the protocol recorded in
-them (frames, stride, model weights, precision, ...) must match to compare two sets.
+Unlike the reference, N need not be a multiple of 16. Which clip of which video is the protocol's choice
+(:mod:`zoo.metrics.fvd_protocols`; ``reference``: the first ``frames`` frames of every video, every
+``stride``-th). Embeddings are summed as they come (:mod:`zoo.metrics.fvd_stats`), so memory does not grow
+with the number of videos, and each video is decoded one clip at a time, never whole. Statistics of
+shards, of ``torchrun`` ranks or of separate runs merge exactly; two sets compare only under the same
+protocol (network weights, clip, resize, precision, ...).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -36,127 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.metrics.frechet import frechet_distance
+from zoo.metrics.fvd_protocols import Protocol, clip_for, clip_offset, get_protocol
+from zoo.metrics.fvd_stats import FVDError, FVDStats, check_protocols, is_stats_file, name_digests, quovadis_version
 from zoo.metrics.tf_resize import resize_bilinear_tf1
 
 MODEL = "i3d_inception_k400_rgb"
 SIZE = 224
-STATS_FORMAT = "quovadis.fvd_stats.v1"
 ON_ERROR = ("fail", "skip")
-
-
-class FVDError(ValueError):
-    """Bad FVD input: unreadable or short videos, too few videos, non-finite features, mismatched stats."""
-
-
-# ------------------------------------------------------------------------------------------------ formula
-def _symmetric_sqrt(mat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """tfgan's ``_symmetric_matrix_square_root``: ``u diag(s') v^T`` with ``s' = sqrt(s)``, or ``s`` where
-    ``s < eps`` (sqrt is unstable near 0)."""
-    u, s, vh = torch.linalg.svd(mat)
-    si = torch.where(s < eps, s, s.sqrt())
-    return (u * si) @ vh
-
-
-def trace_sqrt_product(sigma: torch.Tensor, sigma_v: torch.Tensor) -> torch.Tensor:
-    """``trace(sqrtm(sigma @ sigma_v))`` the tfgan way: ``trace(sqrt(sqrt(sigma) sigma_v sqrt(sigma)))``."""
-    sqrt_sigma = _symmetric_sqrt(sigma)
-    return torch.trace(_symmetric_sqrt(sqrt_sigma @ (sigma_v @ sqrt_sigma)))
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """``|mu1 - mu2|^2 + tr(sigma1 + sigma2) - 2 tr(sqrtm(sigma1 sigma2))``, in float64, as tfgan."""
-    mu1, mu2, sigma1, sigma2 = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (mu1, mu2, sigma1, sigma2))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise FVDError(f"statistics differ in size: mu {tuple(mu1.shape)} vs {tuple(mu2.shape)}, "
-                       f"sigma {tuple(sigma1.shape)} vs {tuple(sigma2.shape)}")
-    trace = torch.trace(sigma1 + sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
-    return float(trace + ((mu1 - mu2) ** 2).sum())
-
-
-# ------------------------------------------------------------------------------------------------ stats
-@dataclass
-class FVDStats:
-    """Mean and unbiased covariance of ``n`` embeddings, with the protocol that produced them."""
-    mu: np.ndarray
-    sigma: np.ndarray
-    n: int
-    protocol: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_features(cls, features, protocol: dict | None = None) -> "FVDStats":
-        x = torch.as_tensor(np.asarray(features), dtype=torch.float64)
-        if x.dim() != 2:
-            raise FVDError(f"features must be (N, D), got shape {tuple(x.shape)}")
-        if x.shape[0] < 2:
-            raise FVDError(f"FVD needs at least 2 videos per side (the covariance divides by N - 1), got {x.shape[0]}")
-        if not torch.isfinite(x).all():
-            bad = (~torch.isfinite(x)).any(1).nonzero().flatten().tolist()
-            raise FVDError(f"non-finite features for videos {bad[:10]} (of {x.shape[0]}); check those inputs")
-        mu = x.mean(0)
-        centered = x - mu
-        sigma = centered.T @ centered / (x.shape[0] - 1)
-        return cls(mu.numpy(), sigma.numpy(), int(x.shape[0]), dict(protocol or {}))
-
-    def save(self, path) -> Path:
-        """Write a safetensors file (``mu``, ``sigma`` in float64; n and protocol in the metadata), atomically."""
-        from safetensors.numpy import save_file
-
-        from inflate.atomic import atomic_path
-        path = Path(path)
-        meta = {"format": STATS_FORMAT, "n": str(self.n), "protocol": json.dumps(self.protocol, sort_keys=True)}
-        with atomic_path(path) as tmp:
-            save_file({"mu": np.ascontiguousarray(self.mu, np.float64),
-                       "sigma": np.ascontiguousarray(self.sigma, np.float64)}, str(tmp), metadata=meta)
-        return path
-
-    @classmethod
-    def load(cls, path) -> "FVDStats":
-        from safetensors import safe_open
-        path = Path(path)
-        try:
-            with safe_open(str(path), "np") as f:
-                meta = f.metadata() or {}
-                if meta.get("format") != STATS_FORMAT:
-                    raise FVDError(f"{path} is not an FVD statistics file (written by --save-stats)")
-                mu, sigma = f.get_tensor("mu"), f.get_tensor("sigma")
-        except FVDError:
-            raise
-        except Exception as e:
-            raise FVDError(f"{path} is not an FVD statistics file (written by --save-stats): {e}") from e
-        return cls(mu, sigma, int(meta["n"]), json.loads(meta["protocol"]))
-
-
-def is_stats_file(path) -> bool:
-    from zoo.data.video_folder import ARRAY_EXTENSIONS, VIDEO_EXTENSIONS
-    path = Path(path)
-    if not path.is_file() or path.suffix.lower() in ARRAY_EXTENSIONS + VIDEO_EXTENSIONS:
-        return False
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), "np") as f:
-            return (f.metadata() or {}).get("format") == STATS_FORMAT
-    except Exception:
-        return False
-
-
-def check_protocols(a: dict, b: dict, names=("REAL", "FAKE")) -> None:
-    """Refuse to compare statistics from different protocols (frames, stride, weights, precision, ...)."""
-    diff = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-    if diff:
-        lines = "; ".join(f"{k}: {names[0]} {va!r} vs {names[1]} {vb!r}" for k, (va, vb) in diff.items())
-        raise FVDError(f"{names[0]} and {names[1]} were computed under different protocols ({lines}); recompute "
-                       f"one side with the other's settings (e.g. --frames/--stride/--weights)")
-
-
-def fvd_from_stats(real: FVDStats, fake: FVDStats) -> float:
-    check_protocols(real.protocol, fake.protocol)
-    return frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma)
-
-
-def fvd_from_features(real, fake) -> float:
-    """FVD between two ``(N, 400)`` embedding sets (float64, unbiased covariance, tfgan's sqrtm)."""
-    a, b = FVDStats.from_features(real), FVDStats.from_features(fake)
-    return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -177,10 +64,12 @@ def clip_indices(frames: int, stride: int = 1) -> list[int]:
 
 
 class _Clips(torch.utils.data.Dataset):
-    """The protocol's clip of each video, preprocessed; a failure comes back as its message."""
+    """The protocol's clip of each video, preprocessed; a failure comes back as its message, a video too
+    short for a protocol that drops such videos as ``"drop"``."""
 
-    def __init__(self, videos, indices, size):
+    def __init__(self, videos, indices, size, offset_kind="start", seed=0, drop_short=False):
         self.videos, self.indices, self.size = videos, indices, size
+        self.offset_kind, self.seed, self.drop_short = offset_kind, seed, drop_short
 
     def __len__(self):
         return len(self.videos)
@@ -191,38 +80,23 @@ class _Clips(torch.utils.data.Dataset):
         try:
             n = video.num_frames()
             if n < need:
-                return i, None, f"{video.path}{'' if video.kind != 'array' else f'[{video.index}]'}: {n} frames, " \
-                                f"the protocol needs {need} (--frames {len(self.indices)} x --stride " \
-                                f"{self.indices[1] - self.indices[0] if len(self.indices) > 1 else 1})"
-            clip = video.read(self.indices)
+                msg = _short_message(video, n, self.indices)
+                return i, None, ("drop", msg) if self.drop_short else msg
+            start = clip_offset(self.offset_kind, n, need, self.seed, video.name)
+            clip = video.read([start + k for k in self.indices])
         except Exception as e:  # any decoding failure: reported with the file's name
             return i, None, f"{video.path}: {e}"
         return i, preprocess(clip[None], self.size)[0], None
 
 
+def _short_message(video, n, indices) -> str:
+    where = f"{video.path}{'' if video.kind != 'array' else f'[{video.index}]'}"
+    stride = indices[1] - indices[0] if len(indices) > 1 else 1
+    return f"{where}: {n} frames, the protocol needs {indices[-1] + 1} (--frames {len(indices)} x --stride {stride})"
+
+
 def _collate(items):
     return items
-
-
-@dataclass
-class FVDResult:
-    fvd: float
-    num_real: int
-    num_fake: int
-    frames: int
-    stride: int
-    protocol: dict
-    skipped_real: list = field(default_factory=list)
-    skipped_fake: list = field(default_factory=list)
-    real_stats: FVDStats | None = None
-    fake_stats: FVDStats | None = None
-    real_embeddings: "Embeddings | None" = None
-    fake_embeddings: "Embeddings | None" = None
-
-    def to_dict(self) -> dict:
-        return {"fvd": self.fvd, "num_real": self.num_real, "num_fake": self.num_fake, "frames": self.frames,
-                "stride": self.stride, "skipped_real": len(self.skipped_real), "skipped_fake": len(self.skipped_fake),
-                "protocol": self.protocol}
 
 
 class FVDModel:
@@ -230,8 +104,10 @@ class FVDModel:
 
     Default: the fused model in fp32 (BatchNorm folded; the parity test holds it to the TensorFlow
     reference within 1e-4 on features). ``exact=True``: the unfused fp32 model. ``precision="bf16"`` is
-    faster but moves FVD (see the README's shortcut table); it is recorded in the protocol.
+    faster but moves FVD (see the README's shortcut table); it is recorded in the protocol. ``model``: any
+    network from ``(B, 3, T, 224, 224)`` to ``(B, dim)`` instead (recorded as weights ``custom``).
     """
+    dim = 400  # the I3D Logits
 
     def __init__(self, weights=None, device=None, exact: bool = False, precision: str = "fp32", model=None):
         import zoo
@@ -258,10 +134,33 @@ def _weights_id(weights, net) -> str:
     return "sha256:" + sha256_of(Path(weights)) if weights is not None else "custom"
 
 
-def protocol_for(model: FVDModel, frames: int, stride: int) -> dict:
-    return {"metric": "fvd", "embedding": f"{MODEL}/Logits", "weights": model.weights_id, "frames": frames,
-            "stride": stride, "size": SIZE, "resize": "tf1_bilinear_legacy", "crop": "none",
-            "precision": model.runner.precision}
+def protocol_for(model: FVDModel, frames: int = 16, stride: int = 1, protocol: str | Protocol = "reference",
+                 seed: int = 0) -> dict:
+    """What must match for two statistics to compare: the protocol preset, the clip, the network's weights, the
+    resize and the precision (the quovadis version is recorded too, and not compared)."""
+    p = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    return {"protocol": p.name, "frames": frames, "stride": stride, "videos": p.videos, "real_offset": p.real_offset,
+            "fake_offset": p.fake_offset, "short_videos": p.short_videos, "trials": p.trials,
+            "trial_videos": p.trial_videos, "seed": seed, "metric": "fvd", "embedding": f"{MODEL}/Logits",
+            "weights": model.weights_id, "size": SIZE, "resize": "tf1_bilinear_legacy", "crop": "none",
+            "precision": model.runner.precision, "quovadis_version": quovadis_version()}
+
+
+def sampling_for(protocol: dict, side: str) -> dict:
+    """How this side's clips were taken: ``{"side", "clip_offset"}`` (the side matters where the protocol
+    samples real and fake clips differently, as StyleGAN-V's does)."""
+    if side not in ("real", "fake"):
+        raise FVDError(f"side must be 'real' or 'fake', got {side!r}")
+    return {"side": side, "clip_offset": protocol[f"{side}_offset"]}
+
+
+def check_side(stats: FVDStats, role: str, label: str) -> None:
+    """Refuse a stats file used as the other side when the protocol samples the two sides differently."""
+    p = stats.protocol
+    if p.get("real_offset") != p.get("fake_offset") and stats.sampling.get("side") != role:
+        raise FVDError(f"{label} holds the {stats.sampling.get('side')} side of protocol {p.get('protocol')} "
+                       f"(clips at offset {stats.sampling.get('clip_offset')!r}), used here as {role.upper()}; "
+                       f"recompute it with --side {role}")
 
 
 def _as_videos(src):
@@ -289,108 +188,240 @@ class _TensorVideo:
         return self.arr[self.index, indices]
 
 
-@dataclass
-class Embeddings:
-    features: torch.Tensor       # (N, 400) float32
-    names: list                  # the videos' names, in order
-    skipped: list                # messages of the videos skipped (unreadable or too short)
-    protocol: dict
+def select_videos(videos, indices: list, cap: int | None, *, drop_short: bool, on_error: str, name: str):
+    """The first ``cap`` usable videos of the sorted list (all when ``cap`` is None), probing their lengths
+    (metadata only); returns them and the messages of the videos left out. Every shard and rank selects the
+    same videos, so a cap means the same set however the work is split."""
+    if cap is None:
+        return list(videos), []
+    need = indices[-1] + 1
+    chosen, left_out = [], []
+    for video in videos:
+        if len(chosen) >= cap:
+            break
+        try:
+            n = video.num_frames()
+        except Exception as e:
+            if on_error == "fail":
+                raise FVDError(f"{name}: {video.path}: {e}. Use --on-error skip to skip such videos (they are "
+                               "named and counted)") from e
+            left_out.append(f"{video.path}: {e}")
+            continue
+        if n < need:
+            msg = _short_message(video, n, indices)
+            if not drop_short and on_error == "fail":
+                raise FVDError(f"{name}: {msg}. Use --on-error skip to skip such videos (they are named and "
+                               "counted)")
+            left_out.append(msg)
+            continue
+        chosen.append(video)
+    return chosen, left_out
 
 
-def embed_videos(src, model: FVDModel, *, frames: int = 16, stride: int = 1, num_videos: int | None = None,
-                 batch_size: int = 8, workers: int | None = None, on_error: str = "fail", name: str = "videos",
-                 progress: bool = True) -> Embeddings:
-    """The protocol's I3D embedding of each video of ``src`` (the first ``num_videos`` usable ones)."""
+def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: str = "real",
+                  frames: int | None = None, stride: int | None = None, seed: int = 0,
+                  num_videos: int | None = None, shard: tuple[int, int] = (0, 1), world=None,
+                  keep_features: bool = False, batch_size: int = 8, workers: int | None = None,
+                  on_error: str = "fail", name: str | None = None, progress: bool = True) -> tuple[FVDStats, list]:
+    """The FVD statistics of ``src`` (a folder, an array file or a uint8 ``(N, T, H, W, 3)`` tensor) under
+    ``protocol``, for the videos of shard ``K/N`` (``shard=(K, N)``) and, under ``torchrun``, of this rank
+    (``world``: :class:`zoo.train.distributed.World`): every rank returns the sums of all ranks, added in
+    float64. Returns the statistics and the messages of the videos skipped or dropped."""
+    from zoo.data.video_folder import select_shard
+    from tqdm.auto import tqdm
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    protocol = protocol_for(model, frames, stride)
-    videos = _as_videos(src)
-    if num_videos is not None and num_videos < 2:
-        raise FVDError(f"--num-videos must be >= 2, got {num_videos}")
-    if len(videos) < 2:
-        raise FVDError(f"{name}: FVD needs at least 2 videos per side, {src if not hasattr(src, 'shape') else 'the array'}"
-                       f" holds {len(videos)}")
+    preset = get_protocol(protocol)
+    frames, stride = clip_for(preset, frames, stride)
+    proto = protocol_for(model, frames, stride, preset, seed)
+    sampling = sampling_for(proto, side)
+    name = name or side.upper()
     indices = clip_indices(frames, stride)
-    dataset = _Clips(videos, indices, SIZE)
+    cap = num_videos if num_videos is not None else preset.videos
+    if cap is not None and cap < 2:
+        raise FVDError(f"--num-videos must be >= 2, got {cap}")
+    videos = _as_videos(src)
+    drop = preset.short_videos == "drop"
+    videos, skipped = select_videos(videos, indices, cap, drop_short=drop, on_error=on_error, name=name)
+    whole = shard == (0, 1) and (world is None or not world.distributed)
+    if whole and len(videos) < 2:
+        raise FVDError(f"{name}: FVD needs at least 2 videos per side, "
+                       f"{src if not hasattr(src, 'shape') else 'the array'} holds {len(videos)} usable")
+    if cap is not None and len(videos) < cap:
+        warnings.warn(f"FVD {name}: protocol {preset.name} asks for {cap} videos, only {len(videos)} usable",
+                      RuntimeWarning, stacklevel=2)
+    mine = select_shard(videos, *shard)
+    if world is not None and world.distributed:
+        mine = select_shard(mine, world.rank, world.world_size)
+    dataset = _Clips(mine, indices, SIZE, sampling["clip_offset"], seed, drop)
     if workers is None:
-        workers = 0 if isinstance(videos[0], _TensorVideo) else min(4, os.cpu_count() or 1, len(videos))
+        workers = 0 if not mine or isinstance(mine[0], _TensorVideo) else min(4, os.cpu_count() or 1, len(mine))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                                          pin_memory=model.runner.device.type == "cuda")
-    from tqdm.auto import tqdm
-    want = num_videos or len(videos)
-    bar = tqdm(total=want, unit="video", desc=f"FVD {name}", disable=not progress, file=sys.stderr)
-    feats, names, skipped = [], [], []
+    bar = tqdm(total=len(mine), unit="video", desc=f"FVD {name}", disable=not progress, file=sys.stderr)
+    total, outer, count = None, None, 0
+    feats, names = [], []
     for items in loader:
         ok = []
         for i, clip, err in items:
-            if err is not None:
-                if on_error == "fail":
-                    raise FVDError(f"{name}: {err}. Use --on-error skip to skip such videos (they are named and "
-                                   "counted)")
+            if err is None:
+                ok.append((i, clip))
+            elif isinstance(err, tuple):  # too short, dropped by the protocol
+                skipped.append(err[1])
+            elif on_error == "fail":
+                raise FVDError(f"{name}: {err}. Use --on-error skip to skip such videos (they are named and counted)")
+            else:
                 warnings.warn(f"FVD {name}: skipping {err}", RuntimeWarning, stacklevel=2)
                 skipped.append(err)
-            else:
-                ok.append((i, clip))
-        ok = ok[: max(0, want - len(feats))]
-        if ok:
-            emb = model(torch.stack([c for _, c in ok]))
-            feats.extend(emb.cpu())
-            names.extend(videos[i].name for i, _ in ok)
-            bar.update(len(ok))
-        if len(feats) >= want:
-            break
+        bar.update(len(items))
+        if not ok:
+            continue
+        emb = model(torch.stack([c for _, c in ok])).cpu()
+        batch_names = [mine[i].name for i, _ in ok]
+        if not torch.isfinite(emb).all():
+            bad = [batch_names[j] for j in (~torch.isfinite(emb)).any(1).nonzero().flatten().tolist()]
+            raise FVDError(f"{name}: non-finite I3D features for {len(bad)} videos ({', '.join(bad[:5])}); "
+                           "with --precision bf16 try fp32, else check those videos")
+        x = emb.double()
+        total = x.sum(0) if total is None else total + x.sum(0)
+        outer = x.T @ x if outer is None else outer + x.T @ x
+        count += len(ok)
+        names.extend(batch_names)
+        if keep_features:
+            feats.append(emb)
     bar.close()
-    if num_videos is not None and len(feats) < num_videos:
-        raise FVDError(f"{name}: only {len(feats)} usable videos ({len(skipped)} skipped), --num-videos "
-                       f"{num_videos} asked")
-    if len(feats) < 2:
-        raise FVDError(f"{name}: FVD needs at least 2 videos per side, got {len(feats)} usable "
-                       f"({len(skipped)} skipped)")
-    x = torch.stack(feats)
-    if not torch.isfinite(x).all():
-        bad = [names[j] for j in (~torch.isfinite(x)).any(1).nonzero().flatten().tolist()]
-        raise FVDError(f"{name}: non-finite I3D features for {len(bad)} videos ({', '.join(bad[:5])}); "
-                       "with --precision bf16 try fp32, else check those videos")
-    return Embeddings(x, names, skipped, protocol)
+    dim = int(total.shape[0]) if total is not None else model.dim
+    sums = torch.zeros(1 + dim + dim * dim, dtype=torch.float64)
+    if count:
+        sums[0], sums[1:1 + dim], sums[1 + dim:] = count, total, outer.flatten()
+    features = torch.cat(feats).numpy() if feats else np.zeros((0, dim), np.float32)
+    if world is not None and world.distributed:
+        from zoo.train.distributed import all_gather_objects, all_reduce_sum
+        sums = all_reduce_sum(sums, world)
+        gathered = all_gather_objects((names, features if keep_features else None, skipped), world)
+        names = [n for g in gathered for n in g[0]]
+        features = np.concatenate([g[1] for g in gathered]) if keep_features else features
+        skipped = [m for g in gathered for m in g[2]]
+    count = int(round(float(sums[0])))
+    digests = name_digests(names)
+    order = np.lexsort(digests.T[::-1]) if count else np.zeros(0, np.int64)
+    if len(set(names)) != len(names):
+        raise FVDError(f"{name}: two videos share a name; the statistics identify videos by name")
+    stats = FVDStats(count, sums[1:1 + dim].numpy(), sums[1 + dim:].reshape(dim, dim).numpy(), proto, sampling,
+                     digests[order], features[order] if keep_features else None, len(skipped),
+                     [names[i] for i in order])
+    if whole and count < 2:
+        raise FVDError(f"{name}: FVD needs at least 2 videos per side, got {count} usable ({len(skipped)} skipped)")
+    return stats, skipped
 
 
-def compute_stats(src, model: FVDModel, **kwargs) -> tuple[FVDStats, list[str]]:
-    """Embed the clips of ``src`` (see :func:`embed_videos`); their statistics and the skipped videos."""
-    emb = embed_videos(src, model, **kwargs)
-    return FVDStats.from_features(emb.features, emb.protocol), emb.skipped
+def _load_side(src):
+    if isinstance(src, FVDStats):
+        return src
+    if isinstance(src, (str, os.PathLike)) and is_stats_file(src):
+        return FVDStats.load(src)
+    return None
 
 
-def fvd(real, fake, *, frames: int = 16, stride: int = 1, num_videos: int | None = None, weights=None,
-        device=None, batch_size: int = 8, exact: bool = False, precision: str = "fp32", workers: int | None = None,
-        on_error: str = "fail", progress: bool = False, model: FVDModel | None = None) -> FVDResult:
+@dataclass
+class FVDResult:
+    fvd: float
+    num_real: int
+    num_fake: int
+    frames: int
+    stride: int
+    protocol: dict
+    skipped_real: list = field(default_factory=list)
+    skipped_fake: list = field(default_factory=list)
+    real_stats: FVDStats | None = None
+    fake_stats: FVDStats | None = None
+    kvd: object = None              # zoo.metrics.kvd.KVDResult
+    bootstrap: object = None        # zoo.metrics.fvd_uncertainty.Bootstrap
+    extrapolation: object = None    # zoo.metrics.fvd_uncertainty.Extrapolation
+    trials: object = None           # zoo.metrics.fvd_uncertainty.Trials
+
+    @property
+    def few_videos(self) -> bool:
+        from zoo.metrics.fvd_uncertainty import few_videos
+        return few_videos(self.num_real, self.num_fake)
+
+    def to_dict(self) -> dict:
+        from zoo.metrics.fvd_uncertainty import FEW_VIDEOS
+        out = {"fvd": self.fvd, "num_real": self.num_real, "num_fake": self.num_fake, "frames": self.frames,
+               "stride": self.stride, "protocol_name": self.protocol.get("protocol"),
+               "quovadis_version": self.protocol.get("quovadis_version"), "skipped_real": len(self.skipped_real),
+               "skipped_fake": len(self.skipped_fake), "few_videos": self.few_videos,
+               "few_videos_threshold": FEW_VIDEOS, "protocol": self.protocol}
+        if self.kvd is not None:
+            out.update(self.kvd.to_dict())
+        if self.bootstrap is not None:
+            out.update(fvd_ci95=list(self.bootstrap.ci95), bootstrap=len(self.bootstrap.values),
+                       bootstrap_seed=self.bootstrap.seed)
+        if self.extrapolation is not None:
+            out.update(self.extrapolation.to_dict())
+        if self.trials is not None:
+            out.update(self.trials.to_dict())
+        return out
+
+
+def fvd(real, fake, *, protocol: str = "reference", frames: int | None = None, stride: int | None = None,
+        seed: int = 0, num_videos: int | None = None, weights=None, device=None, batch_size: int = 8,
+        exact: bool = False, precision: str = "fp32", workers: int | None = None, on_error: str = "fail",
+        progress: bool = False, model: FVDModel | None = None, kvd: bool = False, bootstrap: int = 0,
+        extrapolate: bool = False, keep_features: bool = False) -> FVDResult:
     """FVD between ``real`` and ``fake``: each a folder of videos, a folder of frame folders, an
-    ``.npy``/``.npz`` file, a stats file from :meth:`FVDStats.save`, an :class:`FVDStats`, or a uint8
-    ``(N, T, H, W, 3)`` tensor/array."""
-    sides = []
-    for src in (real, fake):
-        if isinstance(src, FVDStats):
-            sides.append(src)
-        elif isinstance(src, (str, os.PathLike)) and is_stats_file(src):
-            sides.append(FVDStats.load(src))
-        else:
-            sides.append(None)
+    ``.npy``/``.npz`` file, a stats file from ``quovadis fvd-stats``, an :class:`FVDStats`, or a uint8
+    ``(N, T, H, W, 3)`` tensor/array.
+
+    ``kvd``: also KVD (:mod:`zoo.metrics.kvd`); ``bootstrap=N``: a 95% interval from N resamples;
+    ``extrapolate``: FVD∞ (:mod:`zoo.metrics.fvd_uncertainty`). These need each video's features: a stats
+    file side must hold them (``fvd-stats --keep-features``)."""
+    from zoo.metrics import fvd_uncertainty as U
+    preset = get_protocol(protocol)
+    sides = [_load_side(real), _load_side(fake)]
     if model is None and any(s is None for s in sides):
         model = FVDModel(weights=weights, device=device, exact=exact, precision=precision)
+    for s, role in zip(sides, ("real", "fake")):
+        if s is not None:
+            check_side(s, role, f"{role.upper()} stats")
+            if s.protocol.get("protocol") != preset.name:
+                raise FVDError(f"{role.upper()} stats were made under protocol {s.protocol.get('protocol')!r}, this "
+                               f"run is --protocol {preset.name}; pass --protocol {s.protocol.get('protocol')}")
     if model is not None:  # a stats file must match the protocol of this run: check before any embedding
-        expected = protocol_for(model, frames, stride)
+        run_frames, run_stride = clip_for(preset, frames, stride)
+        expected = protocol_for(model, run_frames, run_stride, preset, seed)
         for s, label in zip(sides, ("REAL", "FAKE")):
             if s is not None:
                 check_protocols(s.protocol, expected, (f"{label} stats", "this run"))
-    skipped, embeddings = [[], []], [None, None]
-    for k, (src, label) in enumerate(zip((real, fake), ("REAL", "FAKE"))):
+    wants_features = keep_features or kvd or bootstrap or extrapolate or preset.trials > 1
+    skipped = [[], []]
+    for k, (src, role) in enumerate(zip((real, fake), ("real", "fake"))):
         if sides[k] is None:
-            emb = embed_videos(src, model, frames=frames, stride=stride, num_videos=num_videos, batch_size=batch_size,
-                               workers=workers, on_error=on_error, name=label, progress=progress)
-            sides[k], skipped[k], embeddings[k] = FVDStats.from_features(emb.features, emb.protocol), emb.skipped, emb
-    check_protocols(sides[0].protocol, sides[1].protocol)
-    value = frechet_distance(sides[0].mu, sides[0].sigma, sides[1].mu, sides[1].sigma)
+            sides[k], skipped[k] = compute_stats(src, model, protocol=preset.name, side=role, frames=frames,
+                                                 stride=stride, seed=seed, num_videos=num_videos,
+                                                 keep_features=bool(wants_features), batch_size=batch_size,
+                                                 workers=workers, on_error=on_error, progress=progress)
+    a, b = sides
+    check_protocols(a.protocol, b.protocol)
+    value = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
     if not math.isfinite(value):
         raise FVDError(f"FVD is {value}; the statistics hold non-finite values")
-    proto = sides[0].protocol
-    return FVDResult(value, sides[0].n, sides[1].n, proto.get("frames", frames), proto.get("stride", stride), proto,
-                     skipped[0], skipped[1], sides[0], sides[1], embeddings[0], embeddings[1])
+    proto = a.protocol
+    result = FVDResult(value, a.count, b.count, proto.get("frames"), proto.get("stride"), proto, skipped[0],
+                       skipped[1], a, b)
+    if preset.trials > 1:
+        result.trials = U.trials(a.features, b.features, videos=preset.trial_videos, trials=preset.trials, seed=seed)
+        result.fvd = result.trials.mean
+    if kvd:
+        from zoo.metrics.kvd import kvd as kvd_of
+        for s, label in ((a, "REAL"), (b, "FAKE")):
+            if s.features is None:
+                raise FVDError(f"--kvd needs each {label} video's features, and the {label} stats file holds only "
+                               "sums: make it with `quovadis fvd-stats ... --keep-features`, or pass the videos")
+        result.kvd = kvd_of(a.features, b.features, seed=seed)
+    if bootstrap:
+        result.bootstrap = U.bootstrap_interval(a.features, b.features, bootstrap, seed=seed)
+    if extrapolate:
+        result.extrapolation = U.extrapolate(a.features, b.features, real_stats=(a.mu, a.sigma),
+                                             fake_stats=(b.mu, b.sigma), seed=seed)
+    return result
