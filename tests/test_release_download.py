@@ -297,3 +297,42 @@ def test_zoo_fetch_arguments_are_checked(release, capsys):
     assert "no video weights to fetch" in capsys.readouterr().err
     assert main(["zoo", "fetch", "i3d_inception_k400_flow", "--source", "release", "--quiet"]) == 1  # not served
     assert "i3d_inception_k400_flow: FAILED" in capsys.readouterr().err and release.gets(INDEX_PATH) == []
+
+
+# ---------------------------------------------------------------------------------------------------- bug 11
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["unresolvable", "refused"])
+def test_bug11_offline_first_use_fails_at_once_and_leads_with_the_cause(host, tmp_path, monkeypatch):
+    """No network and an empty cache: neither the release nor the Hub can be reached. The load fails in well under
+    5 s (no retries of a name that does not resolve or a port that refuses), and the error starts with the cause
+    and the command that fixes it; the sources tried come after."""
+    import time
+    from types import SimpleNamespace
+
+    from .conftest_hub import point_client_at
+
+    url = "http://nonexistent.invalid" if host == "unresolvable" else f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("QUOVADIS_KINETICS_I3D_MIRROR", url)
+    monkeypatch.setenv("QUOVADIS_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("QUOVADIS_OFFLINE", raising=False)
+    point_client_at(SimpleNamespace(url=url, host=url.split("//")[1].split(":")[0]), tmp_path / "hf_home", monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError) as info:
+        zoo.load("i3d_inception_k400_flow", progress=False)
+    seconds = time.perf_counter() - start
+    message = str(info.value)
+    assert seconds < 5, f"took {seconds:.1f} s: {message}"
+    assert message.startswith("i3d_inception_k400_flow: no connection to "), message
+    fix, tried = message.split("Sources tried:")
+    assert "quovadis zoo fetch i3d_inception_k400_flow" in fix and "QUOVADIS_KINETICS_I3D_MIRROR" in fix
+    assert "quovadis/i3d-inception-k400-flow" not in fix and "quovadis/i3d-inception-k400-flow" in tried
+    assert "DeepMind's release" in tried and url in tried
+    assert cache_files() == []

@@ -115,7 +115,7 @@ def test_missing_repo_and_missing_file(local_hub, monkeypatch):
         zoo.load("hf-hub:nobody/nothing")
     entry = dataclasses.replace(zoo.info("i3d_inception_k400_rgb"), hf_repo="nobody/nothing")
     monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
-    with pytest.raises(WeightsError, match="the Hub has no model.safetensors in repo nobody/nothing"):
+    with pytest.raises(WeightsError, match="Hub repo nobody/nothing: no such repo on the Hub"):
         zoo.load(entry.name)
 
 

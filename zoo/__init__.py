@@ -6,8 +6,9 @@
     >>> model = zoo.load("i3d_inception_k400_rgb", weights="i3d_rgb.safetensors")   # a local file; eval mode
     >>> entry = zoo.info("i3d_inception_k400_rgb"); x = entry.transform(frames, fps=30)[None]
 """
-from zoo.api import build, info, load
-from zoo.weights.hub import load_from_hub, push_to_hub, save_pretrained
+from zoo.api import info, load, push_to_hub
+from zoo.models.build import build_entry as build
+from zoo.weights.hub import load_from_hub, save_pretrained
 from zoo.models.i3d import ENDPOINTS, InceptionI3d
 from zoo.labels import label_names
 from zoo.preprocess import FlowPreprocess, RGBPreprocess

@@ -1,38 +1,19 @@
-"""``zoo.list``, ``zoo.info`` and ``zoo.load``."""
+"""``zoo.info``, ``zoo.load`` and ``zoo.push_to_hub``: the zoo by name (``zoo.build`` is
+:func:`zoo.models.build.build_entry`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch.nn as nn
-
-from zoo.models.i3d import InceptionI3d
-from zoo.registry import ModelEntry, get_entry, list_models
-from zoo.models.two_stream import TwoStreamI3D
-from zoo.weights.resolve import resolve
+from zoo.models.build import build_entry
+from zoo.registry import ModelEntry, get_entry
+from zoo.weights import hub
 from zoo.weights.files import load_into
+from zoo.weights.resolve import resolve
 
 
 def info(name: str) -> ModelEntry:
     """The registry entry of ``name``: config, modality, labels, preprocessing, source, license, accuracy."""
     return get_entry(name)
-
-
-def build(entry: ModelEntry, pretrained_2d: bool = False) -> nn.Module:
-    """The architecture of ``entry`` with fresh random weights (inflated entries: with their 2D ImageNet
-    weights bootstrapped when ``pretrained_2d``)."""
-    if entry.arch == "inflated":
-        import inflate
-        src, policy = entry.config["source"], entry.config["policy"]
-        if src["kind"] == "timm":
-            return inflate.from_timm(src["name"], policy=policy, pretrained=pretrained_2d, **src["kwargs"])
-        return inflate.from_torchvision(src["name"], policy=policy, weights="DEFAULT" if pretrained_2d else None,
-                                        **src["kwargs"])
-    if entry.arch == "inception_i3d":
-        return InceptionI3d(**entry.config)
-    if entry.arch == "two_stream_i3d":
-        rgb, flow = (build(get_entry(n)) for n in entry.components)
-        return TwoStreamI3D(rgb, flow)
-    raise ValueError(f"{entry.name}: unknown architecture {entry.arch!r}")
 
 
 def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, force_download: bool = False,
@@ -53,11 +34,10 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
         progress: show download progress bars (on a terminal).
     """
     if name.startswith("hf-hub:"):
-        from zoo.weights.hub import load_from_hub
-        return load_from_hub(name[len("hf-hub:"):], cache_dir=cache_dir, force_download=force_download)
+        return hub.load_from_hub(name[len("hf-hub:"):], cache_dir=cache_dir, force_download=force_download)
     entry = get_entry(name)
     from_2d = entry.arch == "inflated" and weights is None and entry.hf_repo is None  # bootstrap, no video weights
-    model = build(entry, pretrained_2d=pretrained and from_2d)
+    model = build_entry(entry, pretrained_2d=pretrained and from_2d)
     model.zoo_entry = entry
     if not pretrained:
         return model
@@ -76,3 +56,12 @@ def load(name: str, *, weights=None, pretrained: bool = True, cache_dir=None, fo
                                                              source=source, quiet=not progress)
     load_into(model, path, expect_variant=entry.variant)
     return model.eval()
+
+
+def push_to_hub(model_or_name, repo_id: str, *, weights=None, private: bool = False, token=None,
+                commit_message: str = "Upload quovadis model", revision: str | None = None) -> str:
+    """Upload a model, or a zoo name loaded with ``weights=`` (see :func:`load`), to the Hub repo ``repo_id``
+    (:func:`zoo.weights.hub.push_to_hub`); returns the commit url."""
+    model = load(model_or_name, weights=weights) if isinstance(model_or_name, str) else model_or_name
+    return hub.push_to_hub(model, repo_id, private=private, token=token, commit_message=commit_message,
+                           revision=revision)

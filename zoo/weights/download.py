@@ -16,7 +16,8 @@ caller's ``verify`` accepts it; a file that fails is deleted, so ``DEST`` exists
 * **Timeouts and retries:** ``timeout`` seconds to connect and between two reads (default
   ``HF_HUB_DOWNLOAD_TIMEOUT``, 10 s); network errors, 408/429/5xx are retried ``retries`` times with
   exponential backoff (1, 2, 4, 8 s); the count starts again whenever bytes arrived. 404 and other 4xx fail
-  at once. ``backoff`` scales the waits.
+  at once, and so does a host that cannot be reached at all (:func:`unreachable`: its name does not resolve,
+  the connection is refused, no route), with :class:`UnreachableError`. ``backoff`` scales the waits.
 * **Offline:** ``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1`` make every download fail with :class:`OfflineError`
   before any connection is tried.
 
@@ -25,12 +26,15 @@ A ``file://`` URL (or a plain path) is copied instead: a mirror on a shared file
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.error import URLError
 from urllib.parse import unquote, urlsplit
 
 OFFLINE_ENV = "QUOVADIS_OFFLINE"
@@ -43,6 +47,31 @@ class DownloadError(OSError):
 
 class OfflineError(DownloadError):
     """A download was needed while offline mode is on."""
+
+
+class UnreachableError(DownloadError):
+    """The host cannot be reached at all (see :func:`unreachable`); nothing was retried."""
+
+
+NO_ROUTE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED)
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error it was raised from, says that the host cannot be reached at all: its name
+    does not resolve (``socket.gaierror``), the connection was refused, or there is no route to it (also inside a
+    urllib ``URLError``). Retrying does not help there: no network, or a wrong URL. Timeouts, resets and 5xx
+    answers are not counted: they may pass."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (socket.gaierror, ConnectionRefusedError)) or (
+                isinstance(error, OSError) and error.errno in NO_ROUTE):
+            return True
+        if isinstance(error, URLError) and isinstance(error.reason, BaseException):
+            error = error.reason
+            continue
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def offline() -> bool:
@@ -118,6 +147,9 @@ def _get(url: str, part: Path, *, expected_size: int | None, timeout: float, ret
                     raise httpx.RemoteProtocolError(f"connection closed after {received} of {length} bytes")
             return
         except httpx.TransportError as e:  # network errors, timeouts, dropped connections, retryable statuses
+            if unreachable(e):
+                raise UnreachableError(f"could not download {url}: {urlsplit(url).netloc} cannot be reached "
+                                       f"({type(e).__name__}: {e}); not retried") from e
             if received:
                 failures, wait = 0, backoff  # progress was made: the retry budget starts again
             failures += 1

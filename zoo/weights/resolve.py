@@ -19,17 +19,14 @@ Offline (``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1``) only the caches are rea
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from zoo.registry import ModelEntry
+from zoo.weights import hub, release
+from zoo.weights.download import DownloadError, OfflineError, offline, unreachable
 from zoo.weights.files import WeightsError, cached_path, quovadis_cache, sha256_of
 
 SOURCES = ("cache", "release", "hub")
-
-
-def offline() -> bool:
-    """``HF_HUB_OFFLINE`` or ``QUOVADIS_OFFLINE`` is on."""
-    from zoo.weights.download import offline as _offline
-    return _offline()
 
 
 def how_to_get(entry: ModelEntry) -> str:
@@ -56,36 +53,46 @@ def resolve(entry: ModelEntry, *, cache_dir=None, force_download: bool = False, 
         return local
     if source == "cache":
         raise WeightsError(f"{entry.name}: not in our cache ({local}). {how_to_get(entry)}")
-    failures = []
+    failures: list[tuple[str, str, Exception]] = []  # (source, host, error), in the order tried
     if source in ("auto", "release"):
         if entry.variant is None:
             if source == "release":
                 raise WeightsError(f"{entry.name} is not one of DeepMind's released checkpoints; "
                                    f"use source='auto' or 'hub'")
         else:
-            from zoo.weights.download import DownloadError, OfflineError
             try:
                 return fetch_release(entry, cache_dir=cache_dir, quiet=quiet, force=force_download)
             except OfflineError:
                 if source == "release" or entry.hf_repo is None:
                     raise WeightsError(_offline_message(entry, local)) from None
             except DownloadError as e:
+                failures.append(("DeepMind's release", urlsplit(release.base_url()).netloc, e))
                 if source == "release" or entry.hf_repo is None:
-                    raise WeightsError(f"{entry.name}: {e}") from e
-                failures.append(f"DeepMind's release: {e}")
+                    raise _no_weights(entry, local, failures) from e
     if entry.hf_repo is None:
         raise WeightsError(f"{entry.name}: no local weights at {local} and no Hub repo. {how_to_get(entry)}")
-    try:
-        return _from_hub(entry, cache_dir, force_download, local)
-    except WeightsError as e:
-        if failures:
-            raise WeightsError(f"{e} (tried before: {'; '.join(failures)})") from e
-        raise
+    return _from_hub(entry, cache_dir, force_download, local, failures)
 
 
 def _offline_message(entry: ModelEntry, local: Path) -> str:
     return (f"{entry.name}: no cached weights at {local}, and offline mode is on (HF_HUB_OFFLINE is set, or "
             f"QUOVADIS_OFFLINE=1), so DeepMind's release cannot be downloaded. {how_to_get(entry)}")
+
+
+def _no_weights(entry: ModelEntry, local: Path, failures: list[tuple[str, str, Exception]]) -> WeightsError:
+    """The error when no source gave ``entry``'s weights: the cause first, then what fixes it, then the sources."""
+    if all(unreachable(error) for _, _, error in failures):
+        hosts = " or ".join(dict.fromkeys(host for _, host, _ in failures))
+        fix = (f"To fix: on a machine with internet, run `quovadis zoo fetch {entry.name}` and copy {local.parent} "
+               f"here (or point QUOVADIS_HOME at a shared copy)")
+        if entry.variant:
+            fix += f", or set {release.MIRROR_ENV} to a reachable copy of DeepMind's release"
+        tried = "; ".join(f"{name}: {error}" for name, _, error in failures)
+        return WeightsError(f"{entry.name}: no connection to {hosts} (no network, or a wrong address), and no "
+                            f"cached weights at {local}. {fix}. Sources tried: {tried}.")
+    (_, _, first), rest = failures[0], failures[1:]
+    also = f" Also tried: {'; '.join(f'{name}: {error}' for name, _, error in rest)}." if rest else ""
+    return WeightsError(f"{entry.name}: {first} {how_to_get(entry)}{also}")
 
 
 def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, force: bool = False) -> Path:
@@ -100,10 +107,8 @@ def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, for
 
     from filelock import FileLock
 
-    from zoo.weights.deepmind import convert_deepmind
     from converters.tf_bundle import CheckpointError
-
-    from zoo.weights import release
+    from zoo.weights.deepmind import convert_deepmind
 
     local = cached_path(entry, cache_dir)
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -124,10 +129,9 @@ def fetch_release(entry: ModelEntry, *, cache_dir=None, quiet: bool = False, for
     return local
 
 
-def _from_hub(entry: ModelEntry, cache_dir, force_download: bool, local: Path) -> Path:
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+def _from_hub(entry: ModelEntry, cache_dir, force_download: bool, local: Path,
+              failures: list[tuple[str, str, Exception]]) -> Path:
+    from huggingface_hub import constants, try_to_load_from_cache
 
     hf_cache = None if cache_dir is None else str(cache_dir)
     if not force_download:
@@ -145,23 +149,13 @@ def _from_hub(entry: ModelEntry, cache_dir, force_download: bool, local: Path) -
     if offline():
         raise WeightsError(_offline_message(entry, local))
     try:
-        path = Path(hf_hub_download(entry.hf_repo, entry.filename, cache_dir=hf_cache, force_download=force_download))
-    except LocalEntryNotFoundError as e:
-        raise WeightsError(f"{entry.name}: could not download {entry.hf_repo}/{entry.filename} and it is not "
-                           f"cached ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                           f"{how_to_get(entry)}") from e
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
-        raise WeightsError(f"{entry.name}: the Hub has no {entry.filename} in repo {entry.hf_repo} "
-                           f"({type(e).__name__}). {how_to_get(entry)}") from e
-    except OSError as e:
-        raise WeightsError(f"{entry.name}: could not download {entry.hf_repo}/{entry.filename} and it is not "
-                           f"cached ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                           f"{how_to_get(entry)}") from e
+        path = hub.fetch_file(entry.hf_repo, entry.filename, cache_dir=hf_cache, force_download=force_download)
+    except WeightsError as e:
+        failures.append(("the Hub", urlsplit(constants.ENDPOINT).netloc, e))
+        raise _no_weights(entry, local, failures) from e
     if entry.sha256 is not None:
         got = sha256_of(path)
         if got != entry.sha256:
             raise WeightsError(f"{entry.name}: downloaded {path} has sha256 {got}, but the registry records "
                                f"{entry.sha256}; the Hub file is not the one we published. Do not use it.")
     return path
-
-
