@@ -67,6 +67,12 @@ def tf_server(weights: str, videos_npy: str, batch: int) -> int:
     return 0
 
 
+def _features(stats):
+    """The kept features in the videos' order (stats hold them sorted by name digest)."""
+    import torch
+    return torch.from_numpy(stats.features[np.argsort(np.asarray(stats.names))])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=8)
@@ -83,7 +89,7 @@ def main(argv=None) -> int:
     import torch
 
     import zoo
-    from zoo.metrics.fvd import FVDModel, embed_videos
+    from zoo.metrics.fvd import FVDModel, compute_stats
     weights = Path(args.weights) if args.weights else default_weights()
     with tempfile.TemporaryDirectory() as d:
         if weights is None:
@@ -109,7 +115,8 @@ def main(argv=None) -> int:
                 "quovadis fused bf16": FVDModel(weights=weights, device=args.device, precision="bf16")}
         times = {"TensorFlow reference (fp32, graph)": []} if tf_proc else {}
         times.update({k: [] for k in ours})
-        feats = {k: embed_videos(x, m, batch_size=args.batch_size, progress=False).features for k, m in ours.items()}
+        feats = {k: _features(compute_stats(x, m, batch_size=args.batch_size, keep_features=True, progress=False)[0])
+                 for k, m in ours.items()}
         for _ in range(args.rounds):
             if tf_proc:
                 tf_proc.stdin.write("run\n")
@@ -119,7 +126,7 @@ def main(argv=None) -> int:
                 if args.device != "cpu":
                     torch.cuda.synchronize()
                 start, cpu = time.perf_counter(), time.process_time()
-                embed_videos(x, model, batch_size=args.batch_size, progress=False)
+                compute_stats(x, model, batch_size=args.batch_size, progress=False)
                 if args.device != "cpu":
                     torch.cuda.synchronize()
                 times[label].append((time.perf_counter() - start, time.process_time() - cpu))

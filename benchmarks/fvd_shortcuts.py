@@ -69,7 +69,7 @@ def embed(runner, x: np.ndarray, resize, batch: int = 4) -> torch.Tensor:
 
 
 def fvd(a: torch.Tensor, b: torch.Tensor, ddof: int = 1) -> float:
-    from zoo.metrics.fvd import frechet_distance
+    from zoo.metrics.frechet import frechet_distance
     stats = []
     for x in (a, b):
         c = x - x.mean(0)
