@@ -355,8 +355,7 @@ class FVDResult:
         if self.kvd is not None:
             out.update(self.kvd.to_dict())
         if self.bootstrap is not None:
-            out.update(fvd_ci95=list(self.bootstrap.ci95), bootstrap=len(self.bootstrap.values),
-                       bootstrap_seed=self.bootstrap.seed)
+            out.update(self.bootstrap.to_dict())
         if self.extrapolation is not None:
             out.update(self.extrapolation.to_dict())
         if self.trials is not None:
