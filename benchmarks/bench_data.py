@@ -64,7 +64,7 @@ class FullDecodeDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        frames, _ = decode.read_all_frames(self.files[i])
+        frames = decode.read_frames(self.files[i], backend="pyav")
         idx = sampling.dense_indices(len(frames), self.clip_len, 1, "random")
         return self.transform({"rgb": frames[idx].permute(3, 0, 1, 2), "label": 0})
 
@@ -130,7 +130,8 @@ def main(argv=None) -> None:
             return
         rng = np.random.default_rng(0)
         jobs = [(files[rng.integers(len(files))], int(rng.integers(0, n - L + 1))) for _ in range(args.clips)]
-        methods = {"PyAV, naive full decode then sample (baseline)": lambda f, s, L: decode.read_all_frames(f)}
+        methods = {"PyAV, naive full decode then sample (baseline)":
+                   lambda f, s, L: decode.read_frames(f, backend="pyav")}
         for threads in (1, 0):
             tag = "1 thread" if threads else "FFmpeg's threads"
             for be in backends:

@@ -30,10 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from zoo.flow.extract import compute_flow, extract_dataset_flow, find_videos, read_gray_frames, tvl1_available
+from zoo.flow.extract import compute_flow, extract_dataset_flow, tvl1_available
 from zoo.data.flow_store import FORMATS, read_flow, write_flow
 from zoo.data.synthetic import make_moving_shapes
-from zoo.data.video_io import flow_from_rgb_encoding, read_frames
+from zoo.data.decode import flow_from_rgb_encoding, read_frames
+from zoo.data.video_folder import list_videos
+from zoo.flow.videos import read_gray_frames
 
 GIF = Path("/work/shared/data/kinetics-i3d/v_CricketShot_g04_c01_rgb.gif")
 BOUND = 20.0
@@ -163,7 +165,7 @@ def main() -> None:
         t = time.perf_counter()
         src = make_moving_shapes(tmp / "syn", a.classes, a.per_class, a.frames, a.size)
         results["synthetic_make_s"] = round(time.perf_counter() - t, 2)
-        videos = find_videos(src)
+        videos = [v.path for v in list_videos(src)]
         print(f"synthetic: {len(videos)} videos, {a.frames} frames {a.size}x{a.size} "
               f"({results['synthetic_make_s']} s to make)")
 
@@ -210,7 +212,7 @@ def main() -> None:
         # -- sanity against DeepMind's flow of the same clip (x in red, y in green, bound 20)
         ref_path = a.gif.with_name(a.gif.name.replace("_rgb", "_flow"))
         if ref_path.is_file():
-            ref = flow_from_rgb_encoding(read_frames(ref_path)[0]).numpy()
+            ref = flow_from_rgb_encoding(read_frames(ref_path)).numpy()
             n = min(len(ref), len(gif_flow))
             ours, theirs = np.clip(gif_flow[:n], -BOUND, BOUND), ref[:n]
             results["gif_vs_deepmind"] = {

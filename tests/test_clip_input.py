@@ -10,7 +10,7 @@ from PIL import Image
 import zoo
 from zoo.clip_input import as_clip
 from zoo.preprocess import FlowPreprocess, RGBPreprocess
-from zoo.data.video_io import flow_from_rgb_encoding
+from zoo.data.decode import flow_from_rgb_encoding
 
 
 def _frames(t, h, w, c=3, seed=0):
@@ -78,7 +78,7 @@ def test_flow_accepts_numpy_and_lists():
 
 
 @pytest.mark.parametrize("bad, words", [
-    ("clip.mp4", r"is a str.*zoo.data.video_io.read_frames"),
+    ("clip.mp4", r"is a str.*zoo.data.decode.read_frames"),
     (np.zeros((4, 8, 8), np.uint8), r"4-dimensional.*\(T, H, W, C\).*\(C, T, H, W\).*got shape \(4, 8, 8\)"),
     (np.zeros((1, 3, 4, 8, 8), np.uint8), r"got shape \(1, 3, 4, 8, 8\).*x\[0\]"),
     (np.zeros((4, 8, 8, 5), np.uint8), r"3 channels.*\(4, 8, 8, 5\)"),

@@ -75,7 +75,7 @@ def vfr(tmp_path_factory) -> Path:
 def test_vfr_frames_are_counted_alike_with_and_without_seek(vfr, backend):
     """Before: PyAV's seek numbered frames by timestamp x average rate, and torchcodec's approximate mode
     alike, so read_frames([40, 41]) gave frames 39 and 40 while flow extraction counted."""
-    from zoo.flow.extract import read_gray_frames
+    from zoo.flow.videos import read_gray_frames
     gray, _ = read_gray_frames(vfr, size=None)                               # what flow extraction sees
     assert [number(g) for g in gray] == list(range(120))
     for idx in ([40, 41], [3, 4], [100, 119], [GAP - 1, GAP, GAP + 1]):      # with and without a seek
@@ -111,7 +111,7 @@ def test_flow_extracted_at_short_side_256_by_default_with_geometry_recorded(tmp_
     from zoo.flow.extract import extract_dataset_flow
     write_video(tmp_path / "src" / "A" / "v.mp4", 3, size=64, frame=square_video)
     extract_dataset_flow(tmp_path / "src", tmp_path / "flow", workers=1, algorithm="farneback", progress=False)
-    meta = flow_store.read_meta(tmp_path / "flow" / "A" / "v")
+    meta = flow_store.read_meta(tmp_path / "flow" / "A" / "v.mp4")
     assert (meta["height"], meta["width"], meta["short_side"]) == (256, 256, 256)
     assert meta["bound"] == 20.0 and meta["fps"] == 25.0 and meta["source_fps"] == 25.0
 
@@ -134,7 +134,7 @@ def write_flow(d: Path, num_frames: int, size: int, value: float, bound: float) 
 
 def test_flow_of_another_short_side_is_refused(tmp_path):
     write_video(tmp_path / "v" / "A" / "v.mp4", 6)
-    write_flow(tmp_path / "f" / "A" / "v", 6, 2 * SIZE, 3.0, 20.0)           # extracted at twice the size
+    write_flow(tmp_path / "f" / "A" / "v.mp4", 6, 2 * SIZE, 3.0, 20.0)           # extracted at twice the size
     ds = FolderVideoDataset(tmp_path / "v", modality="flow", flow_root=tmp_path / "f", clip_len=4,
                             flow_short_side=SIZE, transform=T.ResizeShortSide(SIZE))
     with pytest.raises(D.FlowGeometryError, match=r"short side 64.*--size 32"):
@@ -143,7 +143,7 @@ def test_flow_of_another_short_side_is_refused(tmp_path):
 
 def test_normalize_uses_the_recorded_bound(tmp_path):
     write_video(tmp_path / "v" / "A" / "v.mp4", 6)
-    write_flow(tmp_path / "f" / "A" / "v", 6, SIZE, 3.0, 4.0)                # clipped at +-4 when stored
+    write_flow(tmp_path / "f" / "A" / "v.mp4", 6, SIZE, 3.0, 4.0)                # clipped at +-4 when stored
     ds = FolderVideoDataset(tmp_path / "v", modality="flow", flow_root=tmp_path / "f", clip_len=4,
                             flow_short_side=SIZE, transform=T.Normalize())
     flow = ds[0]["flow"]
@@ -152,10 +152,10 @@ def test_normalize_uses_the_recorded_bound(tmp_path):
 
 def test_flow_at_another_fps_than_the_data_is_refused(tmp_path):
     write_video(tmp_path / "v" / "A" / "v.mp4", 12, fps=50)
-    write_flow(tmp_path / "f" / "A" / "v", 12, SIZE, 1.0, 20.0)              # flow at 25 fps of a 50 fps video...
-    meta = flow_store.read_meta(tmp_path / "f" / "A" / "v")
+    write_flow(tmp_path / "f" / "A" / "v.mp4", 12, SIZE, 1.0, 20.0)              # flow at 25 fps of a 50 fps video...
+    meta = flow_store.read_meta(tmp_path / "f" / "A" / "v.mp4")
     meta["fps"] = 50.0                                                       # ...recorded as 50 fps (unretimed)
-    (tmp_path / "f" / "A" / "v" / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "f" / "A" / "v.mp4" / "meta.json").write_text(json.dumps(meta))
     ds = FolderVideoDataset(tmp_path / "v", modality="flow", flow_root=tmp_path / "f", clip_len=4, fps=25.0)
     with pytest.raises(D.FlowGeometryError, match=r"50 fps.*--fps 25"):
         ds[0]

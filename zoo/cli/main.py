@@ -68,7 +68,7 @@ def cmd_predict(args) -> int:
     import torch
 
     import zoo
-    from zoo.data.video_io import flow_from_rgb_encoding, read_frames
+    from zoo.data.decode import flow_from_rgb_encoding, read_frames, video_info
 
     entry = zoo.info(args.model)
     for clip in (args.file, args.flow):  # before any weights are downloaded
@@ -85,10 +85,10 @@ def cmd_predict(args) -> int:
     model = InferenceModel(zoo.load(args.model, weights=weights), device=args.device, precision=args.precision,
                            exact=args.exact)
     print(f"quovadis predict: {model.describe()}", file=sys.stderr)
-    frames, fps = read_frames(args.file)
+    frames, fps = read_frames(args.file), video_info(args.file)[1]
     prep = entry.transform
     if entry.arch == "two_stream_i3d":
-        flow_frames, _ = read_frames(args.flow)
+        flow_frames = read_frames(args.flow)
         logits = model(prep["rgb"](frames, fps=fps)[None], prep["flow"](flow_from_rgb_encoding(flow_frames))[None])
     elif entry.modality == "flow":
         logits = model(prep(flow_from_rgb_encoding(frames))[None])
@@ -218,11 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_fvd_stats_parser(sub)
     from zoo.cli.features import add_features_parser
     add_features_parser(sub)
-    try:
-        from zoo.flow.extract import add_flow_parser
-        add_flow_parser(sub)
-    except ImportError:  # the flow extractor needs OpenCV ([flow] extra); its parser explains
-        pass
+    from zoo.cli.flow import add_flow_parser
+    add_flow_parser(sub)
     return parser
 
 

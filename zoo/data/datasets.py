@@ -20,8 +20,9 @@ ALIGNMENT RULE: stored flow frame ``t`` is the motion from video frame ``t`` to 
 flow frames). A clip of RGB frames ``[i, i+1, ..., i+n)`` takes flow frames ``[i, ..., i+n)`` -- the same
 indices, clamped to the last flow frame ``N - 2`` (so a looped clip's frame ``N-1`` uses flow ``N-2``).
 RGB and flow therefore always start at the same index, and one random draw of the transform is applied to
-both (see ``zoo.data.transforms``). Flow lives in ``flow_root/<video path relative to the root, without
-extension>/`` (``zoo.data.flow_store``).
+both (see ``zoo.data.transforms``). Flow lives in ``flow_root/<video path relative to the root, extension
+kept>/`` (``a/b.mp4`` -> ``flow_root/a/b.mp4/``: the naming of ``zoo.data.video_folder``, as ``quovadis flow``
+writes it; ``zoo.data.flow_store``).
 
 Corrupt files. Reading a video (or its flow) that fails -- undecodable, truncated, flow missing -- never
 ends a run: the path goes into ``dataset.corrupt``, a :class:`CorruptVideoWarning` naming it is issued once
@@ -52,9 +53,9 @@ from torch.utils.data import Dataset, default_collate
 from zoo.data import sampling
 from zoo.data.decode import frame_times, read_frames, video_info
 from zoo.data.transforms import Normalize
+from zoo.data.video_folder import VIDEO_EXTENSIONS, output_path
 
 MODALITIES = ("rgb", "flow", "both")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif")
 
 __all__ = ["VideoClipDataset", "UCF101", "HMDB51", "Kinetics", "CSVVideoDataset", "FolderVideoDataset",
            "CorruptVideoWarning", "FlowGeometryError", "Skipped", "Sample", "collate_skip_corrupt",
@@ -153,7 +154,7 @@ class VideoClipDataset(Dataset):
         rel = self.items[i][0]
         if rel.is_absolute():
             rel = Path(*rel.parts[1:])
-        return self.flow_root / rel.with_suffix("")
+        return output_path(self.flow_root, rel)
 
     @property
     def streams(self) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
-"""Decode only the frames a clip needs, from a video file or a GIF.
+"""The one video decoder: decode only the frames a clip needs (or all of them), from a video file or a GIF.
 
     >>> num_frames, fps, height, width = video_info("v.mp4")     # container metadata, no decoding
     >>> frames = read_frames("v.mp4", [100, 101, 102])          # uint8 (T, H, W, 3), in the order asked
+    >>> every = read_frames("v.mp4")                             # every frame, in presentation order
 
 Backends: ``"torchcodec"`` and ``"pyav"``; GIFs always go through Pillow. ``"auto"`` (the default) was chosen
 by measurement (``benchmarks/bench_data.py``: the same random 64-frame clips of 10 s 25 fps 320x240 H.264
@@ -12,7 +13,7 @@ plus FFmpeg 4-8 shared libraries, e.g. ``apt-get install libavcodec59 libavforma
 (``quovadis[video]``), silently. ``backend=`` or ``$QUOVADIS_VIDEO_BACKEND`` picks one; asking for torchcodec
 where it is not usable warns and uses PyAV.
 
-FRAME-NUMBERING RULE (every decoder here, and flow extraction, which decodes with ``zoo.data.video_io``):
+FRAME-NUMBERING RULE (every decoder here, hence clips, features, FVD and flow extraction alike):
 frame ``i`` is the ``i``-th frame in presentation order, COUNTED, never computed from its timestamp and
 the average frame rate. On a variable-frame-rate file the two differ (one missing timestamp shifts every
 later frame by one), so a PyAV seek maps each decoded frame's timestamp to its count through the sorted
@@ -96,12 +97,12 @@ def video_info(path, backend: str | None = None) -> tuple[int, float, int, int]:
 
 
 def _gif_info(path: Path) -> tuple[int, float, int, int]:
-    from PIL import Image
+    """Frames, fps (from the median frame duration; 40 ms where none is given), height, width."""
+    from PIL import Image, ImageSequence
     try:
         with Image.open(path) as im:
-            n = getattr(im, "n_frames", 1)
-            duration = im.info.get("duration", 40) or 40
-            return n, 1000.0 / duration, im.height, im.width
+            durations = [f.info.get("duration", 40) or 40 for f in ImageSequence.Iterator(im)]
+            return len(durations), 1000.0 / float(np.median(durations)), im.height, im.width
     except Exception as e:
         raise VideoDecodeError(f"cannot read GIF {path}: {e}") from e
 
@@ -214,9 +215,10 @@ def _as_indices(indices) -> np.ndarray:
     return idx
 
 
-def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backend: str | None = None,
+def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None, backend: str | None = None,
                 threads: int | None = None) -> torch.Tensor:
-    """uint8 RGB frames ``(len(indices), H, W, 3)``, frame ``k`` being video frame ``indices[k]``.
+    """uint8 RGB frames ``(len(indices), H, W, 3)``, frame ``k`` being video frame ``indices[k]``; with
+    ``indices=None`` every frame the file holds (counted by decoding, not taken from the container).
 
     Indices may repeat and come in any order; each distinct frame is decoded once. Decoding starts at the
     keyframe before the first wanted frame (when that is worth a seek) and stops after the last wanted one.
@@ -224,6 +226,8 @@ def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backen
     repeat the last frame; further than that raises :class:`VideoDecodeError`. ``threads``: decoder threads,
     None = 1 (fastest per core, and DataLoader workers already use the cores), 0 = FFmpeg's choice."""
     path = _check_file(path)
+    if indices is None:
+        return _every_frame(path, backend, threads)
     idx = _as_indices(indices)
     if idx.size == 0:
         raise ValueError("read_frames needs at least one frame index")
@@ -239,6 +243,18 @@ def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor, backen
     if len(idx) == len(wanted) and np.array_equal(idx, wanted):
         return stack
     return stack[torch.from_numpy(np.searchsorted(wanted, idx))]
+
+
+def _every_frame(path: Path, backend: str | None, threads: int | None) -> torch.Tensor:
+    if _is_gif(path):
+        got = _gif_frames(path, np.arange(_gif_info(path)[0]))
+    elif resolve_backend(backend) == "torchcodec":
+        got = _torchcodec_frames(path, None, threads)
+    else:
+        got = _pyav_pass(path, None, threads, seek=False)
+    if not got:
+        raise VideoDecodeError(f"{path} holds no video frames")
+    return torch.from_numpy(np.stack([got[i] for i in range(len(got))]))
 
 
 def _fill_tail(path: Path, wanted: np.ndarray, got: dict) -> dict:
@@ -302,7 +318,10 @@ def _pyav_pass(path: Path, wanted: np.ndarray, threads: int | None, seek) -> dic
 def _pyav_decode(container, stream, wanted: np.ndarray, seek) -> dict | None:
     """Decode from the start, counting frames (``seek=False``), or from the keyframe before the first wanted
     frame (``seek`` = the sorted frame timestamps: a frame's count is the position of its timestamp there);
-    None = retry from the start. Converts only the wanted frames to RGB and stops after the last one."""
+    None = retry from the start. Converts only the wanted frames to RGB and stops after the last one;
+    ``wanted=None``: every frame."""
+    if wanted is None:
+        return {i: frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(stream))}
     first, last = int(wanted[0]), int(wanted[-1])
     pts = None if seek is False or seek is None else seek
     if pts is not None:
@@ -331,6 +350,8 @@ def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> d
         dec = VideoDecoder(str(path), dimension_order="NHWC", num_ffmpeg_threads=1 if threads is None else threads,
                            seek_mode="exact")              # exact: frames counted (the numbering rule)
         n = len(dec)
+        if wanted is None:
+            wanted = np.arange(n)
         ok = wanted[wanted < n] if n else wanted
         frames = dec.get_frames_at(ok.tolist()).data.numpy()
     except Exception as e:
@@ -338,7 +359,10 @@ def _torchcodec_frames(path: Path, wanted: np.ndarray, threads: int | None) -> d
     return {int(i): frames[k] for k, i in enumerate(ok)}
 
 
-def read_all_frames(path) -> tuple[torch.Tensor, float]:
-    """Every frame ``(T, H, W, 3)`` and the fps, with PyAV: the naive full decode (benchmarks' baseline)."""
-    from zoo.data.video_io import read_frames as _read_all
-    return _read_all(path)
+def flow_from_rgb_encoding(frames, bound: float = 20.0) -> torch.Tensor:
+    """Flow in pixels ``(T, H, W, 2)`` from uint8 frames that store it as images: x in red, y in green,
+    ``pixel = (flow / bound + 1) / 2 * 255`` (the layout of the kinetics-i3d sample flow GIF). ``frames`` is any
+    clip :func:`zoo.clip_input.as_clip` accepts."""
+    from zoo.clip_input import as_clip
+    frames = as_clip(frames, 3).permute(1, 2, 3, 0)
+    return (frames[..., :2].float() / 127.5 - 1.0) * bound

@@ -1,8 +1,12 @@
 """On-disk storage of optical flow: one folder per video, frames first, ``meta.json`` last.
 
-A folder is complete iff its ``meta.json`` exists; it is written atomically (temp file + ``os.replace``)
-after every frame, so a crash mid-video leaves a folder without ``meta.json``, which is never taken
-as finished (extraction clears and redoes it). Flow is clipped to ``[-bound, bound]`` pixels.
+A folder is complete iff its ``meta.json`` exists. A video is written into a private hidden folder beside
+its destination (``.<name>.<host>-<pid>-<random>.partial``), frames first and ``meta.json`` last, and only
+then renamed to its place (:func:`write_flow`). So every frame of a complete folder was written by the run
+that wrote its ``meta.json``, and runs that overlap (a re-queued SLURM job beside the one it replaces, two
+shards) never write into, or clear, each other's unfinished work: rename is atomic on a local disk and on
+NFS/Lustre/GPFS alike, and there is no lock to go stale. A run killed mid-video leaves only its hidden
+``.partial`` folder (safe to delete; it is never read). Flow is clipped to ``[-bound, bound]`` pixels.
 
 Formats (``fmt``); frame ``i`` (0-based, the flow from video frame i to i+1) lives in file number i+1:
 
@@ -39,6 +43,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+import socket
 from pathlib import Path
 from typing import Sequence
 
@@ -76,29 +83,19 @@ def _frame_files(out_dir: Path, fmt: str, i: int) -> list[Path]:
 
 
 def _is_ours(name: str) -> bool:
-    """Files this module writes (only these are ever deleted when a folder is redone)."""
+    """Files this module writes (only these are dropped when a folder is replaced)."""
     return (name.startswith("flow_") and name.endswith((".jpg", ".png", ".npz", ".tmp"))) or \
         name == META or name.startswith(META + ".")
-
-
-def clear_flow_dir(out_dir: Path) -> None:
-    """Delete this module's files in ``out_dir`` (``meta.json`` first, so it is never complete while
-    stale frames remain); other files are left alone."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return
-    (out_dir / META).unlink(missing_ok=True)
-    for p in out_dir.iterdir():
-        if p.is_file() and _is_ours(p.name):
-            p.unlink()
 
 
 # ------------------------------------------------------------------------------------ write
 def write_flow(out_dir: Path, flow: np.ndarray, *, algorithm: str, bound: float = 20.0, fps: float | None = None,
                fmt: str = DEFAULT_FORMAT, source: str | None = None, source_fps: float | None = None,
                short_side: int | None = None) -> None:
-    """Write flow ``(T, H, W, 2)`` float32 pixels (x then y) to ``out_dir``: stale files of an earlier
-    run are removed, then every frame, then ``meta.json`` atomically (its presence = complete).
+    """Write flow ``(T, H, W, 2)`` float32 pixels (x then y) as the folder ``out_dir``: every frame, then
+    ``meta.json``, into a private ``.partial`` folder beside it, which then replaces ``out_dir`` by rename
+    (:func:`_publish`). An earlier folder there is replaced whole, except files this module did not write,
+    which are carried over. On any error nothing is left behind and ``out_dir`` is as it was.
 
     ``meta.json`` records the geometry the flow belongs to: ``height``/``width`` and ``short_side`` (the
     frames' size when flow was computed, and the scale of ``bound``, in pixels), ``fps`` (the rate of the
@@ -109,19 +106,53 @@ def write_flow(out_dir: Path, flow: np.ndarray, *, algorithm: str, bound: float 
     if flow.ndim != 4 or flow.shape[-1] != 2 or flow.shape[0] < 1:
         raise ValueError(f"flow must be (T, H, W, 2) with T >= 1, got {flow.shape}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clear_flow_dir(out_dir)
-    for i, f in enumerate(flow):
-        _write_frame(_frame_files(out_dir, fmt, i), f, fmt, bound)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.parent / f".{out_dir.name}.{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.partial"
+    work.mkdir()
+    try:
+        for i, f in enumerate(flow):
+            _write_frame(_frame_files(work, fmt, i), f, fmt, bound)
+        _write_meta(work, flow, algorithm=algorithm, bound=bound, fps=fps, fmt=fmt, source=source,
+                    source_fps=source_fps, short_side=short_side)
+        _publish(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)     # gone already when published
+
+
+def _write_meta(out_dir: Path, flow: np.ndarray, *, algorithm, bound, fps, fmt, source, source_fps,
+                short_side) -> None:
     meta = {"algorithm": algorithm, "bound": float(bound), "format": fmt, "num_frames": int(flow.shape[0]),
             "height": int(flow.shape[1]), "width": int(flow.shape[2]),
             "short_side": int(short_side if short_side is not None else min(flow.shape[1:3])),
             "fps": None if fps is None else float(fps),
             "source_fps": float(source_fps if source_fps is not None else fps) if (source_fps or fps) else None,
             "source": source}
-    tmp = out_dir / f"{META}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out_dir / META)  # atomic: readers see no meta.json or a whole one
+    (out_dir / META).write_text(json.dumps(meta, indent=1))
+
+
+def _publish(work: Path, dest: Path) -> None:
+    """Rename the finished folder ``work`` to ``dest``. An existing ``dest`` (a finished folder of another
+    run, or an unfinished one of an older version) is first renamed aside, then deleted; files in it that
+    this module did not write are moved into ``work`` first, so they survive."""
+    for _ in range(10):
+        try:
+            os.rename(work, dest)       # atomic; fails if dest exists and is not an empty folder
+            return
+        except FileNotFoundError:
+            raise
+        except OSError:
+            if not dest.is_dir():
+                raise
+        for p in dest.iterdir():         # keep what is not ours (notes, a user's files)
+            if not _is_ours(p.name) and not (work / p.name).exists():
+                os.rename(p, work / p.name)
+        aside = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.replaced"
+        try:
+            os.rename(dest, aside)
+        except FileNotFoundError:        # another run moved it first: try again
+            continue
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"could not put the flow of {dest} in place: other runs keep replacing it")
 
 
 def _write_frame(paths: list[Path], f: np.ndarray, fmt: str, bound: float) -> None:

@@ -1,13 +1,15 @@
 """Dataset flow extraction with the PyTorch TV-L1 (:mod:`zoo.flow.tvl1_torch`), for
 ``quovadis flow --algorithm tvl1-torch [--device cuda] [--batch-size N] [--shard K/N]``.
 
-Same inputs, layout, ``meta.json`` and resume rule as the OpenCV path (:func:`zoo.flow.extract.extract_dataset_flow`):
-a video whose folder has ``meta.json`` is skipped, any other folder is cleared and redone, so overlapping
-or repeated runs (and shards) are safe. The work is a three-stage pipeline, so that the flow solver is
-the only thing the device waits for:
+Same inputs, layout, ``meta.json`` and resume rule as the OpenCV path (:func:`zoo.flow.extract.extract_dataset_flow`),
+both from :mod:`zoo.flow.videos`: a video whose folder has ``meta.json`` is skipped, any other is redone in a
+private folder and renamed into place, so overlapping or repeated runs (and shards) are safe. A video the
+solver fails on (too small for its pyramid, a CUDA out-of-memory) is reported, counted and skipped like an
+undecodable one: a batch that raises is retried one video at a time, so only the failing video is lost.
+The work is a three-stage pipeline, so that the flow solver is the only thing the device waits for:
 
-1. DataLoader worker processes decode each video (retime, resize, grayscale: ``flow._read_gray``, the
-   OpenCV path's own decoding, so both paths see identical frames);
+1. DataLoader worker processes decode each video (retime, resize, grayscale: :func:`zoo.flow.videos.read_gray`,
+   the OpenCV path's own decoding, so both paths see identical frames);
 2. this process batches consecutive-frame pairs (``batch_size`` pairs of one frame size, taken across
    videos) and runs :func:`zoo.flow.tvl1_torch.tvl1_flow` on ``device``;
 3. a writer thread quantises and writes each finished video (``flow_store.write_flow``: JPEG/PNG
@@ -16,18 +18,21 @@ the only thing the device waits for:
 from __future__ import annotations
 
 import time
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from zoo.data.sharding import parse_shard, select_shard
-
-from zoo.flow import extract as _flow
-from zoo.data.flow_store import DEFAULT_FORMAT, FORMATS, clear_flow_dir, is_complete, write_flow
+from zoo.data.flow_store import DEFAULT_FORMAT, FORMATS, write_flow
+from zoo.data.video_folder import Video
 from zoo.flow.tvl1_torch import STOPPING, VARIANTS, tvl1_flow
+from zoo.flow.videos import (
+    DEFAULT_SHORT_SIDE,
+    plan_videos,
+    read_gray,
+    report_failure,
+    summary,
+)
 
 ALGORITHM = "tvl1-torch"
 
@@ -35,7 +40,7 @@ ALGORITHM = "tvl1-torch"
 class _DecodedVideos(torch.utils.data.Dataset):
     """Item i: ``{"index", "gray" (T, H, W) uint8, "rate", "source_fps"}`` or ``{"index", "error"}``."""
 
-    def __init__(self, videos: list[Path], size: int | None, fps: float | None):
+    def __init__(self, videos: list[Video], size: int | None, fps: float | None):
         self.videos, self.size, self.fps = videos, size, fps
 
     def __len__(self) -> int:
@@ -43,7 +48,7 @@ class _DecodedVideos(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         try:
-            gray, rate, src_fps = _flow._read_gray(self.videos[i], self.size, self.fps)
+            gray, rate, src_fps = read_gray(self.videos[i], self.size, self.fps)
             if len(gray) < 2:
                 raise ValueError(f"optical flow needs at least 2 frames, got {len(gray)}")
             return {"index": i, "gray": torch.from_numpy(np.ascontiguousarray(gray)), "rate": rate,
@@ -56,24 +61,8 @@ def _first(batch: list):
     return batch[0]
 
 
-def plan_videos(src_dir, out_dir, shard: str | None = None) -> tuple[list[Path], list[tuple[Path, Path]], int]:
-    """``(videos of this shard, [(video, dest) to do], skipped)``: complete folders are skipped,
-    incomplete ones cleared (the resume rule of the OpenCV path)."""
-    src_dir, out_dir = Path(src_dir), Path(out_dir)
-    videos = select_shard(_flow.find_videos(src_dir), *parse_shard(shard))
-    todo, skipped = [], 0
-    for v in videos:
-        dest = _flow.flow_dir_for(v, src_dir, out_dir)
-        if is_complete(dest):
-            skipped += 1
-        else:
-            clear_flow_dir(dest)
-            todo.append((v, dest))
-    return videos, todo, skipped
-
-
 def extract_dataset_flow_torch(src_dir, out_dir, *, device: str | torch.device = "cpu", batch_size: int = 16,
-                               workers: int = 2, bound: float = 20, size: int | None = _flow.DEFAULT_SHORT_SIDE,
+                               workers: int = 2, bound: float = 20, size: int | None = DEFAULT_SHORT_SIDE,
                                fps: float | None = None, fmt: str = DEFAULT_FORMAT, shard: str | None = None,
                                variant: str | None = None, stopping: str = "epsilon", compile: bool = False,
                                progress: bool = True) -> dict:
@@ -108,14 +97,51 @@ def extract_dataset_flow_torch(src_dir, out_dir, *, device: str | torch.device =
     writes: list[tuple[int, Future]] = []
 
     def fail(i: int, why: str) -> None:
-        warnings.warn(f"flow extraction failed for {todo[i][0]}: {why}", RuntimeWarning, stacklevel=3)
-        failed.append(str(todo[i][0]))
+        report_failure(todo[i][0], why, failed)
+
+    def drop(i: int, error: Exception) -> None:
+        """Video ``i`` failed in the solver: forget its frames and queued pairs, report it, go on."""
+        pending.pop(i, None)
+        for k, queued in queues.items():
+            queues[k] = [(j, t) for j, t in queued if j != i]
+        fail(i, f"{type(error).__name__}: {error}")
+        bar.update()
+
+    def solve(pairs: list) -> np.ndarray:
+        f0 = torch.stack([pending[i]["gray"][t] for i, t in pairs]).to(device, non_blocking=True)
+        f1 = torch.stack([pending[i]["gray"][t + 1] for i, t in pairs]).to(device, non_blocking=True)
+        return tvl1_flow(f0, f1, variant=variant, stopping=stopping, compile=compile).cpu().numpy()
+
+    def solve_each_video(pairs: list, error: Exception) -> list:
+        """After a batch raised: each video's pairs alone; a video that still raises is dropped."""
+        if device.type == "cuda":
+            torch.cuda.empty_cache()                         # after an out-of-memory error
+        by_video: dict[int, list] = {}
+        for i, t in pairs:
+            by_video.setdefault(i, []).append((i, t))
+        if len(by_video) == 1:
+            drop(next(iter(by_video)), error)
+            return []
+        done_pairs = []
+        for i, mine in by_video.items():
+            try:
+                done_pairs.append((mine, solve(mine)))
+            except Exception as e:  # noqa: BLE001 -- a solver error or OOM fails this video only
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                drop(i, e)
+        return done_pairs
 
     def run(key: tuple, n: int) -> None:
         pairs, queues[key] = queues[key][:n], queues[key][n:]
-        f0 = torch.stack([pending[i]["gray"][t] for i, t in pairs]).to(device, non_blocking=True)
-        f1 = torch.stack([pending[i]["gray"][t + 1] for i, t in pairs]).to(device, non_blocking=True)
-        flow = tvl1_flow(f0, f1, variant=variant, stopping=stopping, compile=compile).cpu().numpy()
+        try:
+            solved = [(pairs, solve(pairs))]
+        except Exception as e:  # noqa: BLE001
+            solved = solve_each_video(pairs, e)
+        for chunk, flow in solved:
+            store(chunk, flow)
+
+    def store(pairs: list, flow: np.ndarray) -> None:
         for (i, t), f in zip(pairs, flow):
             item = pending[i]
             item["flow"][t] = f
@@ -125,7 +151,7 @@ def extract_dataset_flow_torch(src_dir, out_dir, *, device: str | torch.device =
                 v, dest = todo[i]
                 writes.append((i, writer.submit(
                     write_flow, dest, np.stack(item["flow"]), algorithm=ALGORITHM, bound=bound, fps=item["rate"],
-                    fmt=fmt, source=str(v), source_fps=item["source_fps"], short_side=min(f.shape[:2]))))
+                    fmt=fmt, source=str(v.path), source_fps=item["source_fps"], short_side=min(f.shape[:2]))))
 
     def collect(wait: bool) -> None:
         nonlocal done, frames
@@ -171,6 +197,4 @@ def extract_dataset_flow_torch(src_dir, out_dir, *, device: str | torch.device =
                 while queues[k]:
                     run(k, batch_size)
         collect(wait=True)
-    seconds = time.perf_counter() - start
-    return {"videos": len(videos), "done": done, "skipped": skipped, "failed": sorted(failed), "flow_frames": frames,
-            "seconds": round(seconds, 3), "flow_frames_per_s": round(frames / seconds, 2) if seconds else 0.0}
+    return summary(videos, done, skipped, failed, frames, start)

@@ -2,7 +2,7 @@
 
     >>> from zoo.metrics.features import FeatureExtractor
     >>> fx = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Mixed_5c"], clip_len=64, stride=64, pool="mean")
-    >>> summary = fx.run("videos/", "features/")        # features/<relative path>.safetensors per video
+    >>> summary = fx.run("videos/", "features/")        # features/<relative path>.safetensors per video (a.mp4 -> a.mp4.safetensors)
 
 Clips: ``clip_len`` frames starting every ``stride`` frames (frame indices; no resampling), the last clip
 ending at or before the video's end; a video shorter than one clip gives one clip with its last frame
@@ -14,14 +14,14 @@ Endpoints: for I3D models any of :data:`zoo.models.i3d.ENDPOINTS`, exactly what
 models ``features`` (``forward_features``) and ``logits``. Two-stream models give ``rgb.<endpoint>`` and
 ``flow.<endpoint>``. ``pool="mean"`` averages a feature map ``(C, T, H, W)`` over T, H and W.
 
-Output per video ``OUT/<relative path without extension>.safetensors``: one tensor per endpoint
+Output per video ``OUT/<relative path, extension kept>.safetensors`` (:meth:`zoo.data.video_folder.Video.output_path`): one tensor per endpoint
 ``(clips, ...)`` float32, ``timestamps`` ``(clips, 2)`` float64 seconds ``[start, end)``, ``frames``
 ``(clips, 2)`` int64 ``[start, end)``, and the settings in the metadata. ``format="npy"`` writes
-``<name>.npy`` (one endpoint, one stream) beside ``<name>.json`` (timestamps, frames, settings).
+``<name>.npy`` (``a.mp4.npy``: one endpoint, one stream) beside ``<name>.json`` (timestamps, frames, settings).
 Writes are atomic; a video whose output exists is skipped (after checking it was made with the same
 settings), so a killed run resumes where it stopped.
 
-Flow models read the flow of video ``SRC/a/b.mp4`` from ``FLOW_DIR/a/b/`` as written by ``quovadis flow``
+Flow models read the flow of video ``SRC/a/b.mp4`` from ``FLOW_DIR/a/b.mp4/`` as written by ``quovadis flow``
 (flow frame i is from frame i to i + 1; clips index flow frames, at the flow's rate: for flow made with
 ``--fps``, a two-stream model's RGB frames are those of the video retimed the same way).
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data.sharding import select_shard
+from zoo.data.video_folder import list_videos, select_shard
 
 POOLS = ("none", "mean")
 FORMATS = ("safetensors", "npy")
@@ -203,8 +203,9 @@ class FeatureExtractor:
         return self._stream_features(model, clips[self.streams[0]])
 
     # -- files -------------------------------------------------------------------------------------
-    def output_path(self, out_dir: Path, name: str) -> Path:
-        return Path(out_dir) / f"{name}.{'safetensors' if self.fmt == 'safetensors' else 'npy'}"
+    def output_path(self, out_dir: Path, video) -> Path:
+        """``OUT/<video name, extension kept>.safetensors`` (or ``.npy``): :meth:`Video.output_path`."""
+        return video.output_path(out_dir, ".safetensors" if self.fmt == "safetensors" else ".npy")
 
     def _done(self, path: Path) -> bool:
         """Whether ``path`` holds finished features; refuses ones made with other settings."""
@@ -260,7 +261,6 @@ class FeatureExtractor:
         "clips_per_s"}``."""
         from tqdm.auto import tqdm
 
-        from zoo.data.video_folder import list_videos
         if on_error not in ("skip", "fail"):
             raise FeatureError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
         if "flow" in self.streams and flow_dir is None:
@@ -270,11 +270,11 @@ class FeatureExtractor:
         videos = select_shard(list_videos(src), *shard)
         jobs, skipped = [], 0
         for v in videos:
-            path = self.output_path(out_dir, v.name)
+            path = self.output_path(out_dir, v)
             if self._done(path):
                 skipped += 1
                 continue
-            fdir = Path(flow_dir) / v.name if flow_dir is not None else None
+            fdir = v.output_path(flow_dir) if flow_dir is not None else None
             jobs.append(_Job(len(jobs), v, path, fdir))
         transforms = self._transforms()
         dataset = _ClipChunks(jobs, self.streams, transforms, self.clip_len, self.stride, chunk or self.batch_size)

@@ -1,0 +1,198 @@
+"""The one lister (zoo.data.video_folder): which files are videos, what their outputs are called and which
+shard they belong to, as flow, features and FVD see it (issue 19, bugs 2, 3, 5, 6, 7 and 8).
+
+Real tiny video files (PyAV, 32x32, a few frames) in real containers."""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+cv2 = pytest.importorskip("cv2")
+
+from zoo.cli.flow import add_flow_parser  # noqa: E402
+from zoo.data.flow_store import is_complete, read_flow, read_meta  # noqa: E402
+from zoo.data.video_folder import list_videos, parse_shard, select_shard  # noqa: E402
+from zoo.flow.extract import extract_dataset_flow  # noqa: E402
+
+
+def write_clip(path: Path, n: int = 5, h: int = 32, w: int = 32, seed: int = 0) -> Path:
+    """An H.264 clip of ``n`` random-texture frames moving right by 1 px per frame; the container is the one
+    FFmpeg picks for the file's extension (.mp4, .avi, .mov, .m4v, .mkv)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h, w + n, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.thread_count = 1
+        for t in range(n):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, n - t:n - t + w]), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    return path
+
+
+def write_image(path: Path, seed: int = 0) -> Path:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def flow(src, out, **kw) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return extract_dataset_flow(src, out, workers=1, algorithm=kw.pop("algorithm", "farneback"), size=None,
+                                    progress=False, **kw)
+
+
+def complete_folders(out: Path) -> list[str]:
+    return sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("meta.json")
+                  if not any(part.startswith(".") for part in p.relative_to(out).parts))
+
+
+# ---------------------------------------------------------------- bug 7: one extension list
+
+def test_bug7_flow_reads_mov_and_m4v_like_features_do(tmp_path):
+    src = tmp_path / "src"
+    for name in ("a.mov", "b.m4v", "c.mp4"):
+        write_clip(src / name)
+    assert [v.name for v in list_videos(src)] == ["a.mov", "b.m4v", "c.mp4"]
+    s = flow(src, tmp_path / "flow")
+    assert (s["videos"], s["done"], s["failed"]) == (3, 3, [])
+    assert complete_folders(tmp_path / "flow") == ["a.mov", "b.m4v", "c.mp4"]
+
+
+# ---------------------------------------------------------------- bug 2: outputs keep the extension
+
+def test_bug2_same_stem_videos_get_separate_outputs(tmp_path):
+    src = tmp_path / "src"
+    write_clip(src / "a.mp4", seed=1)
+    write_clip(src / "a.avi", n=7, seed=2)
+    videos = list_videos(src)
+    assert [v.name for v in videos] == ["a.avi", "a.mp4"]
+    out = tmp_path / "flow"
+    assert [v.output_path(out).name for v in videos] == ["a.avi", "a.mp4"]
+    assert [v.output_path(out, ".safetensors").name for v in videos] == ["a.avi.safetensors", "a.mp4.safetensors"]
+    s = flow(src, out)
+    assert (s["done"], s["skipped"]) == (2, 0)
+    assert complete_folders(out) == ["a.avi", "a.mp4"]
+    assert read_meta(out / "a.avi")["num_frames"] == 6 and read_meta(out / "a.mp4")["num_frames"] == 4
+    again = flow(src, out)
+    assert (again["done"], again["skipped"]) == (0, 2)
+    # under --shard 0/2 and 1/2 each video lands in its own folder, written by one process
+    sharded = tmp_path / "sharded"
+    for k in range(2):
+        flow(src, sharded, shard=f"{k}/2")
+    assert complete_folders(sharded) == ["a.avi", "a.mp4"]
+
+
+# ---------------------------------------------------------------- bug 3: stray images are not videos
+
+def test_bug3_a_cover_image_beside_videos_is_not_a_video(tmp_path):
+    src = tmp_path / "src"
+    for i in range(3):
+        write_clip(src / f"v{i}.mp4", seed=i)
+    write_image(src / "cover.jpg")
+    write_image(src / "class_a" / "thumb.png")
+    write_clip(src / "class_a" / "w.mkv", seed=5)
+    assert [v.name for v in list_videos(src)] == ["class_a/w.mkv", "v0.mp4", "v1.mp4", "v2.mp4"]
+    assert all(v.kind == "file" for v in list_videos(src))
+
+
+def test_bug3_frame_folders_are_videos_and_a_stray_image_above_them_is_not(tmp_path):
+    src = tmp_path / "src"
+    for d in ("clip1", "clip2"):
+        for i in range(4):
+            write_image(src / d / f"img_{i:05d}.jpg", seed=i)
+    write_image(src / "cover.jpg")
+    videos = list_videos(src)
+    assert [(v.name, v.kind) for v in videos] == [("clip1", "frames"), ("clip2", "frames")]
+    assert videos[0].num_frames() == 4 and videos[0].read([0, 3]).shape == (2, 24, 24, 3)
+    # a folder that is itself one video of frames keeps working
+    only = list_videos(src / "clip1")
+    assert [(v.name, v.kind, v.num_frames()) for v in only] == [("clip1", "frames", 4)]
+
+
+# ---------------------------------------------------------------- bug 8: one shard order
+
+def test_bug8_flow_features_and_fvd_put_the_same_videos_in_each_shard(tmp_path):
+    """Names chosen so that sorting by path-with-extension ('a-b.mp4' < 'a.mp4') and by name-without-extension
+    ('a' < 'a-b') disagree: --shard K/N of flow and of features must still pick the same videos."""
+    from safetensors.torch import save_file
+
+    import zoo
+    from zoo.metrics.features import FeatureExtractor
+
+    src = tmp_path / "src"
+    for i, name in enumerate(("a.mp4", "a-b.mp4", "b.mp4")):
+        write_clip(src / name, n=4, seed=i)
+    torch.manual_seed(0)
+    weights = tmp_path / "rgb.safetensors"
+    save_file(zoo.load("i3d_inception_k400_rgb", pretrained=False).state_dict(), str(weights))
+    fx = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Conv3d_1a_7x7"], clip_len=4, stride=4,
+                          weights=weights, exact=True, batch_size=1)
+    for k in range(2):
+        flow_out, feat_out = tmp_path / f"flow{k}", tmp_path / f"feat{k}"
+        flow(src, flow_out, shard=f"{k}/2")
+        fx.run(src, feat_out, shard=(k, 2), workers=0, progress=False)
+        feats = sorted(p.relative_to(feat_out).as_posix().removesuffix(".safetensors")
+                       for p in feat_out.rglob("*.safetensors"))
+        assert complete_folders(flow_out) == feats
+        assert feats == sorted(v.name for v in select_shard(list_videos(src), *parse_shard(f"{k}/2")))
+
+
+# ---------------------------------------------------------------- bug 6: one bad video, not the dataset
+
+def test_bug6_a_solver_error_fails_one_video_and_the_run_goes_on(tmp_path, capsys):
+    """(OpenCV's TV-L1 computes a 2x40 video's flow; its per-video failure path is tested in
+    test_synthetic_and_flow.py with corrupt files.)"""
+    src = tmp_path / "src"
+    write_clip(src / "a.mp4", n=3, seed=1)
+    write_clip(src / "thin.mp4", n=3, h=2, w=40, seed=2)    # 2x40 at --size 0: too small for the TV-L1 pyramid
+    write_clip(src / "z.mp4", n=3, seed=3)
+    parser = argparse.ArgumentParser()
+    add_flow_parser(parser.add_subparsers())
+    args = parser.parse_args(["flow", str(src), str(tmp_path / "out"), "--size", "0", "--workers", "1",
+                              "--algorithm", "tvl1-torch", "--no-progress", "--batch-size", "8"])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        rc = args.func(args)
+    printed = capsys.readouterr().out
+    assert complete_folders(tmp_path / "out") == ["a.mp4", "z.mp4"]
+    assert rc == 1 and "1 failed" in printed and "thin.mp4" in printed
+    assert any("thin.mp4" in str(x.message) for x in w)
+
+
+# ---------------------------------------------------------------- bug 5: overlapping runs
+
+def test_bug5_planning_of_a_second_run_does_not_break_a_folder_being_written(tmp_path):
+    """Run A writes a long flow video (PNG frames, so writing takes a while). While A is writing, run B plans
+    the same output folder (as a re-queued SLURM job does). Whatever B's planning does, a folder that ends up
+    with meta.json must hold every one of its frames."""
+    from zoo.flow.videos import plan_videos
+    src = tmp_path / "src"
+    write_clip(src / "long.mp4", n=48, h=160, w=160, seed=4)
+    out = tmp_path / "out"
+    result = {}
+    run_a = threading.Thread(target=lambda: result.update(flow(src, out, fmt="png")))
+    run_a.start()
+    deadline = time.monotonic() + 120
+    while not any(out.rglob("flow_x_00001.png")) and time.monotonic() < deadline and run_a.is_alive():
+        time.sleep(0.001)
+    caught_mid_write = not any(p.name == "meta.json" for p in out.rglob("meta.json"))
+    plan_videos(src, out)                                   # run B's planning, while A writes
+    run_a.join()
+    assert caught_mid_write, "run A finished before the test could plan beside it: make the clip longer"
+    assert result["done"] == 1 and is_complete(out / "long.mp4")
+    assert read_flow(out / "long.mp4").shape == (47, 160, 160, 2)
