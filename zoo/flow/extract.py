@@ -135,7 +135,8 @@ def extract_dataset_flow(src_dir, out_dir, *, workers: int = 2, algorithm: str =
     The PyTorch TV-L1 is :func:`zoo.flow.extract_torch.extract_dataset_flow_torch` (same layout and summary).
 
     Skips videos whose folder is complete, redoes incomplete ones (planning deletes nothing:
-    :mod:`zoo.flow.videos`), and never stops on a bad video (one warning each). ``workers`` > 1 uses a spawn ProcessPoolExecutor; 1 runs in this process.
+    :mod:`zoo.flow.videos`), and never stops on a bad video (one warning each). ``workers`` > 1 uses a
+    spawn ProcessPoolExecutor; 1 runs in this process.
     Returns ``{"videos", "done", "skipped", "failed" (list of paths), "flow_frames", "seconds",
     "flow_frames_per_s"}`` (frames/s over the done videos, process start-up included)."""
     from tqdm import tqdm
