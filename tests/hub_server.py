@@ -44,6 +44,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from zoo.weights.files import git_blob_sha1
+
 LFS_PATTERNS = ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.mlmodel",
                 "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl",
                 "*.pt", "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
@@ -59,10 +61,6 @@ class HubError(Exception):
                  body: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers, self.body = status, message, code, headers, body
-
-
-def git_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def _now() -> str:
@@ -135,10 +133,10 @@ class LocalHub:
         (self.root / repo_id / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / repo_id / "blobs" / sha256).write_bytes(data)
         lfs = size > LFS_MIN_SIZE or any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in LFS_PATTERNS)
-        meta = {"size": size, "sha1": git_sha1(data), "sha256": sha256, "lfs": lfs, "blob_id": git_sha1(data)}
+        meta = {"size": size, "sha1": git_blob_sha1(data), "sha256": sha256, "lfs": lfs, "blob_id": git_blob_sha1(data)}
         if lfs:  # the git blob of an LFS file is its pointer file
             pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-            meta.update(blob_id=git_sha1(pointer), pointer_size=len(pointer))
+            meta.update(blob_id=git_blob_sha1(pointer), pointer_size=len(pointer))
         return meta
 
     def create(self, repo_id: str, private: bool = False) -> None:

@@ -10,8 +10,9 @@ from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEnt
                                     OfflineModeIsEnabled, RemoteEntryNotFoundError, RepositoryNotFoundError,
                                     RevisionNotFoundError)
 
+from zoo.weights.files import git_blob_sha1
+
 from .conftest_hub import local_hub, set_offline  # noqa: F401  (fixture)
-from .hub_server import git_sha1
 
 REPO = "org/model"
 README = b"---\nlicense: mit\nlibrary_name: quovadis\npipeline_tag: video-classification\ntags:\n- i3d\n---\n# Model\n"
@@ -55,7 +56,7 @@ def test_upload_commits_and_no_xet_or_lfs(local_hub, repo):
     sizes = {s.rfilename: s for s in api.model_info(REPO, files_metadata=True).siblings}
     assert sizes["weights/model.bin"].size == len(BLOB)
     assert sizes["weights/model.bin"].lfs.sha256 == hashlib.sha256(BLOB).hexdigest()
-    assert sizes["README.md"].lfs is None and sizes["README.md"].blob_id == git_sha1(README)
+    assert sizes["README.md"].lfs is None and sizes["README.md"].blob_id == git_blob_sha1(README)
     assert api.list_repo_files(REPO) == [".gitattributes", "README.md", "weights/model.bin"]
     # Everything went through preupload ("regular") + NDJSON commit: no LFS batch, no Xet token request
     paths = {p for _, p in local_hub.requests}
@@ -79,7 +80,7 @@ def test_download_identical_bytes_and_cached(local_hub, repo):
     assert len(gets(local_hub, "weights/model.bin")) == 1  # second call: HEAD only, no GET
     readme = hf_hub_download(REPO, "README.md", revision=repo.oid)
     assert open(readme, "rb").read() == README
-    assert os.path.basename(os.path.realpath(readme)) == git_sha1(README)
+    assert os.path.basename(os.path.realpath(readme)) == git_blob_sha1(README)
 
 
 def test_missing_repo_file_revision(local_hub, repo):

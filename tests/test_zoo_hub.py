@@ -2,7 +2,6 @@
 push and load back, weight resolution order, offline mode, corrupt caches, hash mismatches, missing repos
 and concurrent loads."""
 import dataclasses
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from safetensors.torch import save_model
 import inflate
 import zoo
 from inflate.atomic import atomic_path
-from zoo.weights.files import WeightsError
+from zoo.weights.files import WeightsError, sha256_of
 
 from .conftest_hub import save_random_rgb, set_offline
 
@@ -23,10 +22,6 @@ from .conftest_hub import save_random_rgb, set_offline
 def same_weights(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def published(local_hub, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
     HfApi().create_repo("quovadis/test-rgb")
     HfApi().upload_file(path_or_fileobj=str(path), path_in_repo="model.safetensors", repo_id="quovadis/test-rgb")
-    entry = dataclasses.replace(zoo.info("i3d_inception_k400_rgb"), hf_repo="quovadis/test-rgb", sha256=sha256(path))
+    entry = dataclasses.replace(zoo.info("i3d_inception_k400_rgb"), hf_repo="quovadis/test-rgb", sha256=sha256_of(path))
     monkeypatch.setitem(zoo.REGISTRY, entry.name, entry)
     monkeypatch.setenv("QUOVADIS_HOME", str(tmp_path / "quovadis-cache"))
     return model, path, entry
@@ -96,7 +91,7 @@ def test_corrupt_cached_file_is_detected_and_fetched_again(published, local_hub,
         zoo.load(entry.name)
     set_offline(monkeypatch, False)
     assert same_weights(model, zoo.load(entry.name))  # fetched again
-    assert sha256(cached) == entry.sha256
+    assert sha256_of(cached) == entry.sha256
 
 
 def test_hash_mismatch_on_download_is_refused(published, local_hub, monkeypatch):
@@ -131,7 +126,7 @@ def test_two_processes_loading_at_once_share_one_good_cache(published, local_hub
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     expected = float(sum(p.double().sum() for p in model.parameters()))
     assert all(abs(float(o[0].strip()) - expected) < 1e-6 * abs(expected) for o in outs)
-    assert sha256(zoo.weights.resolve.resolve(entry)) == entry.sha256
+    assert sha256_of(zoo.weights.resolve.resolve(entry)) == entry.sha256
 
 
 def test_every_registry_entry_loads_from_a_file_and_the_hub(local_hub, tmp_path, monkeypatch):
@@ -147,7 +142,7 @@ def test_every_registry_entry_loads_from_a_file_and_the_hub(local_hub, tmp_path,
         repo = f"quovadis/t-{name.replace('_', '-')}"
         api.create_repo(repo)
         api.upload_file(path_or_fileobj=str(path), path_in_repo="model.safetensors", repo_id=repo)
-        monkeypatch.setitem(zoo.REGISTRY, name, dataclasses.replace(entry, hf_repo=repo, sha256=sha256(path)))
+        monkeypatch.setitem(zoo.REGISTRY, name, dataclasses.replace(entry, hf_repo=repo, sha256=sha256_of(path)))
         assert same_weights(model, zoo.load(name, weights=path))
         assert same_weights(model, zoo.load(name))
     two = zoo.load("i3d_inception_k400_two_stream")
