@@ -190,9 +190,28 @@ def test_bug5_planning_of_a_second_run_does_not_break_a_folder_being_written(tmp
     deadline = time.monotonic() + 120
     while not any(out.rglob("flow_x_00001.png")) and time.monotonic() < deadline and run_a.is_alive():
         time.sleep(0.001)
-    caught_mid_write = not any(p.name == "meta.json" for p in out.rglob("meta.json"))
+    caught_mid_write = not is_complete(out / "long.mp4")
     plan_videos(src, out)                                   # run B's planning, while A writes
     run_a.join()
     assert caught_mid_write, "run A finished before the test could plan beside it: make the clip longer"
     assert result["done"] == 1 and is_complete(out / "long.mp4")
     assert read_flow(out / "long.mp4").shape == (47, 160, 160, 2)
+
+
+def test_two_whole_overlapping_runs_leave_one_whole_folder_and_no_private_ones(tmp_path):
+    """Run B plans, computes and publishes the video while run A is still writing it; A then publishes over
+    B's folder. Both succeed, the folder is whole, and neither run's private folder is left behind."""
+    src = tmp_path / "src"
+    write_clip(src / "long.mp4", n=48, h=160, w=160, seed=4)
+    out = tmp_path / "out"
+    result = {}
+    run_a = threading.Thread(target=lambda: result.update(flow(src, out, fmt="png")))
+    run_a.start()
+    deadline = time.monotonic() + 120
+    while not any(out.rglob("flow_x_00001.png")) and time.monotonic() < deadline and run_a.is_alive():
+        time.sleep(0.001)
+    b = flow(src, out, fmt="png")
+    run_a.join()
+    assert (result["done"], b["done"]) == (1, 1) and not result["failed"] and not b["failed"]
+    assert read_flow(out / "long.mp4").shape == (47, 160, 160, 2)
+    assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]
