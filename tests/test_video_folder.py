@@ -18,10 +18,10 @@ import torch
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from zoo.cli.flow import add_flow_parser  # noqa: E402
-from zoo.data.flow_store import is_complete, read_flow, read_meta  # noqa: E402
-from zoo.data.video_folder import list_videos, parse_shard, select_shard  # noqa: E402
-from zoo.flow.extract import extract_dataset_flow  # noqa: E402
+from zoo.cli.flow import add_flow_parser
+from zoo.data.flow_store import is_complete, read_flow, read_meta
+from zoo.data.video_folder import list_videos, parse_shard, select_shard
+from zoo.flow.extract import extract_dataset_flow
 
 
 def write_clip(path: Path, n: int = 5, h: int = 32, w: int = 32, seed: int = 0) -> Path:

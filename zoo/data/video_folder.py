@@ -31,9 +31,10 @@ Every read error is a :class:`~zoo.data.decode.VideoDecodeError` naming the file
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
