@@ -336,3 +336,42 @@ def test_bug11_offline_first_use_fails_at_once_and_leads_with_the_cause(host, tm
     assert "quovadis/i3d-inception-k400-flow" not in fix and "quovadis/i3d-inception-k400-flow" in tried
     assert "DeepMind's release" in tried and url in tried
     assert cache_files() == []
+
+
+@pytest.mark.parametrize("host", ["unresolvable", "refused"])
+def test_a_host_that_cannot_be_reached_is_not_retried(host, tmp_path):
+    import time
+
+    from zoo.weights.download import UnreachableError, download
+    url = "http://nonexistent.invalid" if host == "unresolvable" else f"http://127.0.0.1:{_closed_port()}"
+    start = time.perf_counter()
+    with pytest.raises(UnreachableError, match=r"cannot be reached .*not retried"):
+        download(f"{url}/{INDEX_PATH}", tmp_path / INDEX, quiet=True, retries=5, backoff=1.0)
+    assert time.perf_counter() - start < 1.0  # a single retry would have waited 1 s
+
+
+def test_what_counts_as_unreachable():
+    """Name not resolved, refused, no route (also inside urllib's URLError and exception chains): unreachable.
+    Timeouts, resets and other OS errors may pass, so they are retried."""
+    import errno
+    import socket
+    from urllib.error import URLError
+
+    from zoo.weights.download import unreachable
+
+    def raised_from(outer, inner):
+        try:
+            try:
+                raise inner
+            except BaseException as e:
+                raise outer from e
+        except BaseException as e:
+            return e
+
+    for error in (socket.gaierror(-2, "Name or service not known"), ConnectionRefusedError(111, "refused"),
+                  OSError(errno.ENETUNREACH, "Network is unreachable"), URLError(socket.gaierror(-3, "again")),
+                  raised_from(RuntimeError("wrapped"), ConnectionRefusedError(111, "refused"))):
+        assert unreachable(error), error
+    for error in (TimeoutError("timed out"), ConnectionResetError(104, "reset"), OSError(errno.ENOSPC, "full"),
+                  URLError("no scheme"), raised_from(RuntimeError("wrapped"), TimeoutError()), None):
+        assert not unreachable(error), error

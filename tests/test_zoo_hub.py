@@ -161,3 +161,47 @@ def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors"]
+
+
+def test_a_hub_that_cannot_be_reached_fails_at_once(tmp_path, monkeypatch):
+    """huggingface_hub retries its first request 5 times with backoff when nothing is cached (about 23 s); a Hub
+    whose name does not resolve fails at once, with the cause and what to do."""
+    import time
+    from types import SimpleNamespace
+
+    from .conftest_hub import point_client_at
+    point_client_at(SimpleNamespace(url="http://hub.invalid", host="hub.invalid"), tmp_path / "hf_home", monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match=r"^hf-hub:me/model: Hub repo me/model: config.json is not cached and the "
+                                           r"Hub \(hub.invalid\) cannot be reached \(gaierror: .*Download it once"):
+        zoo.load("hf-hub:me/model")
+    assert time.perf_counter() - start < 5
+
+
+def test_push_takes_a_model_or_a_zoo_name(local_hub, tmp_path):
+    from zoo.weights import hub
+    with pytest.raises(TypeError, match="push_to_hub takes a model, not a str"):
+        hub.push_to_hub("i3d_inception_k400_rgb", "me/x")
+    with pytest.raises(TypeError, match="cannot publish a Linear"):
+        zoo.push_to_hub(torch.nn.Linear(2, 2), "me/x")
+    from huggingface_hub import HfApi
+    assert not HfApi().repo_exists("me/x")  # refused before anything was created
+    path = tmp_path / "flow.safetensors"
+    flow = zoo.load("i3d_inception_k400_flow", pretrained=False)
+    save_model(flow, str(path))
+    zoo.push_to_hub("i3d_inception_k400_flow", "me/flow", weights=path)
+    back = zoo.load("hf-hub:me/flow")
+    assert same_weights(flow, back) and back.hub_spec["zoo_name"] == "i3d_inception_k400_flow"
+
+
+def test_a_pushed_config_with_an_unknown_architecture_is_refused(local_hub, tmp_path):
+    import json
+
+    from huggingface_hub import HfApi
+    from zoo.weights.hub import model_spec
+    spec = {**model_spec(zoo.load("i3d_inception_k400_flow", pretrained=False)), "arch": "resnet9000"}
+    HfApi().create_repo("me/odd")
+    HfApi().upload_file(path_or_fileobj=json.dumps(spec).encode(), path_in_repo="config.json", repo_id="me/odd")
+    HfApi().upload_file(path_or_fileobj=b"{}", path_in_repo="model.safetensors", repo_id="me/odd")
+    with pytest.raises(WeightsError, match=r"hf-hub:me/odd: config.json: unknown architecture 'resnet9000'"):
+        zoo.load("hf-hub:me/odd")
