@@ -284,6 +284,7 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             seeded.epoch = epoch
             set_train_mode(model, True, frozen)
             t0, seen, skipped, checked = time.perf_counter(), 0, 0, first
+            waited = [0.0]  # seconds this process spent waiting for the loader (the device idles then)
             stats = torch.zeros(3, device=world.device)  # loss sum, correct, non-finite losses: on the device
 
             def sync_stats(upto: int) -> list:
@@ -302,7 +303,7 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             progress = _progress(loader, world, cfg, epoch)
             optimizer.zero_grad(set_to_none=True)
             done = first
-            for i, raw in enumerate(progress, start=first):
+            for i, raw in enumerate(_timed(progress, waited), start=first):
                 done = i + 1
                 batch = to_batch(raw, cfg.data.modality, world.device)
                 skipped += batch.skipped
@@ -342,7 +343,10 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             n, skipped = all_reduce_sum(torch.tensor([seen, skipped], dtype=torch.float64), world).tolist()
             seconds = time.perf_counter() - t0
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_top1": 100 * correct / max(n, 1),
-                   "lr": scheduler.get_last_lr()[0], "clips_per_s": n / max(seconds, 1e-9), "skipped": int(skipped)}
+                   "lr": scheduler.get_last_lr()[0], "clips_per_s": n / max(seconds, 1e-9), "skipped": int(skipped),
+                   "data_wait": waited[0] / max(seconds, 1e-9)}  # this rank's fraction of the epoch spent on data
+            if world.device.type == "cuda":
+                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(world.device) / 2 ** 30
             if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
                 if cfg.precise_bn:  # BatchNorm statistics of the current weights (zoo.train.precise_bn)
                     with _autocast(cfg, world.device):
@@ -374,6 +378,20 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
     return final
 
 
+def _timed(batches, waited: list):
+    """Yield from ``batches``, adding the seconds spent waiting for each to ``waited[0]``. The step loop
+    syncs the host only every ``log_every`` batches, so the host waits here only when the loader is behind."""
+    it = iter(batches)
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t
+        yield item
+
+
 def _progress(loader, world, cfg, epoch):
     if not (cfg.progress and world.is_main):
         return loader
@@ -387,6 +405,8 @@ def _summary_line(row: dict, epochs: int, seconds: float) -> str:
         text += (f"  val loss {row['val_loss']:.4f} top1 {row['val_top1']:.1f}% top5 {row['val_top5']:.1f}% "
                  f"mean-class {row['val_mean_class_acc']:.1f}%")
     text += f"  lr {row['lr']:.2e}  {row['clips_per_s']:.1f} clips/s  [{seconds:.1f} s]"
+    if row.get("data_wait") is not None:
+        text += f"  data wait {row['data_wait']:.0%}"
     if row.get("skipped"):
         text += f"  skipped {row['skipped']} corrupt video(s)"
     return text
