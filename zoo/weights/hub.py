@@ -3,6 +3,9 @@
 A pushed repo holds ``model.safetensors``, a ``config.json`` that is enough to rebuild the model
 (inflation policy included) and a model card ``README.md``. ``zoo.load("hf-hub:ORG/REPO")`` loads it:
 from the Hugging Face cache when offline (``HF_HUB_OFFLINE=1``), else checking the Hub for a newer file.
+
+Every file read from the Hub goes through :func:`fetch_file`, and every ``huggingface_hub`` error is put into
+words by :func:`hub_error` (the one translation, also for registry entries with a Hub repo).
 """
 from __future__ import annotations
 

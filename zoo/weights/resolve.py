@@ -14,6 +14,9 @@
 
 ``source="cache" | "release" | "hub"`` uses that source alone; ``"auto"`` (the default) goes down the list.
 A network failure of the release falls through to the Hub; a file that fails verification never does.
+A host that cannot be reached at all (:func:`zoo.weights.download.unreachable`) fails at once, without retries.
+When no source gives the weights, the error starts with the cause (the first source's failure, or "no connection
+to HOST" when no host could be reached) and what fixes it, then lists the sources tried.
 Offline (``HF_HUB_OFFLINE=1`` or ``QUOVADIS_OFFLINE=1``) only the caches are read, and the error says what to do.
 """
 from __future__ import annotations
