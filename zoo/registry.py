@@ -91,6 +91,11 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
+def name_of_variant(variant: str) -> str | None:
+    """The registry name whose weights are DeepMind's checkpoint ``variant`` (e.g. ``"rgb_scratch"``), or None."""
+    return next((name for name, entry in REGISTRY.items() if entry.variant == variant), None)
+
+
 def _deepmind(name, variant, modality, classes, labels, reported, description):
     channels = 3 if modality == "rgb" else 2
     prep = RGBPreprocess() if modality == "rgb" else FlowPreprocess()

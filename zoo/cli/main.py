@@ -47,6 +47,7 @@ def cmd_inflate(args) -> int:
 
 
 def cmd_convert(args) -> int:
+    from zoo.registry import name_of_variant
     from zoo.weights.deepmind import convert_deepmind
 
     start = time.perf_counter()
@@ -55,13 +56,8 @@ def cmd_convert(args) -> int:
           f"-> {result.out} in {time.perf_counter() - start:.1f} s")
     for name, digest in result.sha256.items():
         print(f"  source {name}  sha256 {digest}")
-    print(f"load it with: zoo.load('{_zoo_name(result.variant)}', weights='{result.out}')")
+    print(f"load it with: zoo.load('{name_of_variant(result.variant) or '?'}', weights='{result.out}')")
     return 0
-
-
-def _zoo_name(variant: str) -> str:
-    from zoo.registry import REGISTRY
-    return next((n for n, e in REGISTRY.items() if e.variant == variant), "?")
 
 
 def cmd_predict(args) -> int:
@@ -106,9 +102,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_zoo_build(args) -> int:
+    from zoo.registry import get_entry, name_of_variant
     from zoo.weights.deepmind import VARIANTS, convert_deepmind
-    from zoo.registry import REGISTRY
-    from zoo.weights.files import quovadis_cache
+    from zoo.weights.files import cached_path, quovadis_cache
 
     root = Path(args.kinetics_i3d)
     candidates = [root / "data" / "checkpoints", root / "checkpoints", root]
@@ -120,12 +116,12 @@ def cmd_zoo_build(args) -> int:
     rows = []
     for variant in VARIANTS:
         folder = ckpt_root / variant
-        name = next(n for n, e in REGISTRY.items() if e.variant == variant)
+        name = name_of_variant(variant)
         if not folder.is_dir():
             rows.append((name, variant, "not found", "", ""))
             continue
         start = time.perf_counter()
-        result = convert_deepmind(folder, cache / f"{name}.safetensors", variant=variant)
+        result = convert_deepmind(folder, cached_path(get_entry(name), args.cache_dir), variant=variant)
         rows.append((name, variant, f"{result.tensors} tensors", f"{result.out.stat().st_size / 1e6:.1f} MB",
                      f"{time.perf_counter() - start:.1f} s"))
     print(f"cache: {cache}")
