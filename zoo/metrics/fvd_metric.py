@@ -16,6 +16,10 @@ The metric keeps float64 sums only (count, sum, sum of outer products per side),
 the number of videos. Under ``torch.distributed`` (DDP, ``torchrun``), :meth:`compute` adds the sums of every
 rank, so each rank may update with its own share and all ranks get the FVD of the union; every rank must
 call it (it is a collective).
+
+``FVD`` is :class:`StreamingFVD`, or, where torchmetrics is installed (``pip install 'quovadis[metrics]'``),
+:class:`TorchmetricsFVD`: the same metric as a ``torchmetrics.Metric`` whose sums are its states, synced by
+torchmetrics.
 """
 from __future__ import annotations
 
@@ -54,40 +58,68 @@ def as_uint8_videos(videos, value_range=None) -> torch.Tensor:
     return ((x.float() - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
 
 
-class FVD:
-    """Streaming FVD (see the module docstring). ``model``: an :class:`~zoo.metrics.fvd.FVDModel` to share;
-    else one is built from ``weights``/``device``/``precision``/``exact`` as ``quovadis fvd`` does."""
+class _Streaming:
+    """The clip, the network and the float64 sums of one FVD metric (shared by both metric classes)."""
 
-    def __init__(self, *, frames: int = 16, stride: int = 1, value_range=None, weights=None, device=None,
-                 precision: str = "fp32", exact: bool = False, batch_size: int = 8, model: FVDModel | None = None):
+    def __init__(self, frames, stride, value_range, weights, device, precision, exact, batch_size, model):
         self.model = model if model is not None else FVDModel(weights=weights, device=device, exact=exact,
                                                                 precision=precision)
         self.indices = clip_indices(frames, stride)
         self.value_range, self.batch_size = value_range, batch_size
         self.protocol = protocol_for(self.model, frames, stride, "reference")
-        self.reset()
 
-    def reset(self) -> None:
+    def zeros(self) -> torch.Tensor:
         d = self.model.dim
-        self._sums = {side: torch.zeros(1 + d + d * d, dtype=torch.float64) for side in ("real", "fake")}
+        return torch.zeros(1 + d + d * d, dtype=torch.float64)
 
     @torch.no_grad()
-    def update(self, videos, real: bool) -> None:
-        """Add a batch of videos to the real (``real=True``) or generated side."""
+    def add(self, videos, sums: torch.Tensor) -> None:
         x = as_uint8_videos(videos, self.value_range)
         need = self.indices[-1] + 1
         if x.shape[1] < need:
             raise FVDError(f"videos have {x.shape[1]} frames; the clip needs {need} (frames={len(self.indices)}, "
                            f"stride={self.indices[1] - self.indices[0] if len(self.indices) > 1 else 1})")
-        d, sums = self.model.dim, self._sums["real" if real else "fake"]
+        d = self.model.dim
         for i in range(0, x.shape[0], self.batch_size):
             clip = x[i:i + self.batch_size, self.indices].cpu()
-            emb = self.model(preprocess(clip, SIZE)).double().cpu()
+            emb = self.model(preprocess(clip, SIZE)).double().to(sums.device)
             if not torch.isfinite(emb).all():
                 raise FVDError("non-finite FVD features in this batch; with precision bf16 try fp32")
             sums[0] += emb.shape[0]
             sums[1:1 + d] += emb.sum(0)
             sums[1 + d:] += (emb.T @ emb).flatten()
+
+    def distance(self, real_sums: torch.Tensor, fake_sums: torch.Tensor) -> float:
+        d = self.model.dim
+        stats = []
+        for side, s in (("real", real_sums), ("fake", fake_sums)):
+            s = s.detach().cpu().numpy()
+            n = int(round(s[0]))
+            if n < 2:
+                raise FVDError(f"FVD needs at least 2 {side} videos, got {n}: call update(videos, real="
+                               f"{side == 'real'}) with more")
+            total, outer = s[1:1 + d], s[1 + d:].reshape(d, d)
+            stats += [total / n, (outer - np.outer(total, total) / n) / (n - 1)]
+        return frechet_distance(*stats)
+
+
+class StreamingFVD:
+    """Streaming FVD (see the module docstring), with its own torch.distributed sync. ``model``: an
+    :class:`~zoo.metrics.fvd.FVDModel` to share; else one is built from ``weights``/``device``/``precision``/
+    ``exact`` as ``quovadis fvd`` does."""
+
+    def __init__(self, *, frames: int = 16, stride: int = 1, value_range=None, weights=None, device=None,
+                 precision: str = "fp32", exact: bool = False, batch_size: int = 8, model: FVDModel | None = None):
+        self._core = _Streaming(frames, stride, value_range, weights, device, precision, exact, batch_size, model)
+        self.model, self.protocol = self._core.model, self._core.protocol
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums = {side: self._core.zeros() for side in ("real", "fake")}
+
+    def update(self, videos, real: bool) -> None:
+        """Add a batch of videos to the real (``real=True``) or generated side."""
+        self._core.add(videos, self._sums["real" if real else "fake"])
 
     def _synced(self, side: str) -> torch.Tensor:
         import torch.distributed as dist
@@ -106,14 +138,45 @@ class FVD:
 
     def compute(self) -> float:
         """FVD between everything given so far (on every rank, under torch.distributed)."""
-        d = self.model.dim
-        stats = []
-        for side in ("real", "fake"):
-            s = self._synced(side).numpy()
-            n = int(round(s[0]))
-            if n < 2:
-                raise FVDError(f"FVD needs at least 2 {side} videos, got {n}: call update(videos, real="
-                               f"{side == 'real'}) with more")
-            total, outer = s[1:1 + d], s[1 + d:].reshape(d, d)
-            stats += [total / n, (outer - np.outer(total, total) / n) / (n - 1)]
-        return frechet_distance(*stats)
+        return self._core.distance(self._synced("real"), self._synced("fake"))
+
+
+try:  # the optional torchmetrics extra: then zoo.metrics.FVD is a torchmetrics.Metric
+    from torchmetrics import Metric as _TorchmetricsMetric
+except ImportError:
+    _TorchmetricsMetric = None
+
+if _TorchmetricsMetric is not None:
+    class TorchmetricsFVD(_TorchmetricsMetric):
+        """:class:`StreamingFVD` as a ``torchmetrics.Metric``: the float64 sums are its states (summed across
+        ranks by torchmetrics' sync); ``metric(videos, real=...)`` only updates, since FVD of one batch is
+        not meaningful."""
+        full_state_update = False
+        higher_is_better = False
+        is_differentiable = False
+
+        def __init__(self, *, frames: int = 16, stride: int = 1, value_range=None, weights=None, device=None,
+                     precision: str = "fp32", exact: bool = False, batch_size: int = 8,
+                     model: FVDModel | None = None, **metric_kwargs):
+            super().__init__(**metric_kwargs)
+            self._core = _Streaming(frames, stride, value_range, weights, device, precision, exact, batch_size,
+                                    model)
+            self.model, self.protocol = self._core.model, self._core.protocol
+            self.add_state("real_sums", self._core.zeros(), dist_reduce_fx="sum")
+            self.add_state("fake_sums", self._core.zeros(), dist_reduce_fx="sum")
+
+        def update(self, videos, real: bool) -> None:
+            self._core.add(videos, self.real_sums if real else self.fake_sums)
+
+        def forward(self, videos, real: bool) -> None:
+            self.update(videos, real=real)
+
+        def counts(self) -> tuple[int, int]:
+            return int(self.real_sums[0]), int(self.fake_sums[0])
+
+        def compute(self) -> float:
+            return self._core.distance(self.real_sums, self.fake_sums)
+
+    FVD = TorchmetricsFVD
+else:
+    FVD = StreamingFVD
