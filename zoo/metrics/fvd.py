@@ -247,6 +247,9 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     if whole and len(videos) < 2:
         raise FVDError(f"{name}: FVD needs at least 2 videos per side, "
                        f"{src if not hasattr(src, 'shape') else 'the array'} holds {len(videos)} usable")
+    if num_videos is not None and len(videos) < num_videos:
+        raise FVDError(f"{name}: only {len(videos)} usable videos ({len(skipped)} skipped), --num-videos "
+                       f"{num_videos} asked")
     if cap is not None and len(videos) < cap:
         warnings.warn(f"FVD {name}: protocol {preset.name} asks for {cap} videos, only {len(videos)} usable",
                       RuntimeWarning, stacklevel=2)
