@@ -68,7 +68,7 @@ class Sizes:
     feature_clip_len: int = 64
     feature_endpoints: tuple = ("Mixed_5c", "Logits")
     flow_videos: int = 16
-    flow_frames: int = 65
+    flow_frames: int = 33
     flow_size: int = 224
     flow_batch: int = 64
     solver_pairs: int = 64  # tvl1_flow alone on one batch of this many 224x224 pairs
@@ -87,6 +87,7 @@ class Sizes:
     compile_resnet: str = "resnet50"
     compile_resnet_input: tuple = (8, 3, 8, 224, 224)
     forward_reps: int = 10  # timed forward passes per model in the compile step
+    compile_timeout: int = 300
     timeout: int = 240  # seconds per command
 
 
@@ -284,18 +285,22 @@ class GpuCheck:
 
     # -- steps
     def gpu_tests(self, r: StepResult) -> None:
-        ids = gpu_test_ids(ROOT / "tests")
+        gpus = torch.cuda.device_count() if self.device.startswith("cuda") else 0
+        ids = gpu_test_ids(ROOT / "tests", nccl=gpus >= 2)
         if not ids:
             raise RuntimeError("found no test about CUDA under tests/ (names with cuda/gpu, or a skipif on cuda)")
         junit = self.work / "gpu_tests.xml"
         try:
             self.run("pytest", [sys.executable, "-m", "pytest", *ids, "-q", "-p", "no:cacheprovider", "-rs",
-                                f"--junitxml={junit}"], timeout=max(self.sizes.timeout, 300))
+                                f"--junitxml={junit}"], timeout=max(self.sizes.timeout, 300),
+                     env={"QUOVADIS_TEST_NCCL": "1"} if gpus >= 2 else None)
         finally:
             counts = junit_counts(junit)
             if counts:
                 r.figures += [Figure(k, v, "tests") for k, v in counts.items()]
-        r.notes.append(f"{len(ids)} test functions: " + ", ".join(i.split("::")[-1] for i in ids))
+        r.notes.append(f"{len(ids)} tests: " + ", ".join(i.split("::")[-1] for i in ids) +
+                       ("; with QUOVADIS_TEST_NCCL=1 (2 GPUs)" if gpus >= 2 else
+                        "; the 2-process nccl test (QUOVADIS_TEST_NCCL=1) needs 2 GPUs"))
         if self.device.startswith("cuda") and counts.get("skipped"):
             raise RuntimeError(f"{counts['skipped']} CUDA test(s) skipped on a CUDA machine (see the log)")
 
@@ -547,41 +552,13 @@ class GpuCheck:
             r.notes.append(f"{gpus} GPU(s) here: one process (the nccl all-reduce across 2 GPUs needs 2)")
 
     def compile_step(self, r: StepResult) -> None:
-        import inflate
-        import zoo
-        s = self.sizes
-        models = (("I3D", zoo.load(RGB, pretrained=False), s.compile_i3d_input),
-                  (f"inflated {s.compile_resnet}", inflate.from_timm(s.compile_resnet), s.compile_resnet_input))
-        for name, model, shape in models:
-            model = model.to(self.device).eval()
-            x = torch.randn(*shape, device=self.device)
-            eager = self.time_forward(model, x, s.forward_reps)
-            torch._dynamo.reset()
-            compiled = torch.compile(model, backend=s.compile_backend)
-            t = time.perf_counter()
-            self.forward(compiled, x)
-            self.sync()
-            compile_s = time.perf_counter() - t
-            fast = self.time_forward(compiled, x, s.forward_reps)
-            r.figures += [Figure(f"{name}: compile seconds", round(compile_s, 1), "s"),
-                          Figure(f"{name}: speedup over eager", round(eager / fast, 3), "x")]
-            r.notes.append(f"{name} on {tuple(shape)}: eager {eager * 1e3:.1f} ms, compiled {fast * 1e3:.1f} ms")
-        r.notes.append(f"backend {s.compile_backend}, inference, " +
-                       ("bf16 autocast" if self.device.startswith("cuda") else "fp32"))
-
-    def forward(self, model, x):
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
-            return model(x)
-
-    def time_forward(self, model, x, reps: int) -> float:
-        if reps > 1:  # a warm-up call (cuDNN autotuning, allocator); the dry run's single call is timed cold
-            self.forward(model, x)
-            self.sync()
-        t = time.perf_counter()
-        for _ in range(reps):
-            self.forward(model, x)
-        self.sync()
-        return (time.perf_counter() - t) / reps
+        """In a child process, so a compilation that hangs is stopped by the command timeout."""
+        out = self.work / "compile.json"
+        self.run("torch.compile", [sys.executable, Path(__file__).resolve(), "--compile-child", out,
+                                   *(["--dry-run"] if self.dry_run else [])], timeout=self.sizes.compile_timeout)
+        got = json.loads(out.read_text())
+        r.figures += [Figure(**f) for f in got["figures"]]
+        r.notes += got["notes"]
 
     def fvd_stats(self, r: StepResult) -> None:
         if "fvd-stats" not in self.commands():
@@ -625,16 +602,16 @@ class GpuCheck:
             ("flow_opencv", "quovadis flow --algorithm tvl1 (OpenCV, CPU processes) and EPE", self.flow_opencv),
             ("train", "quovadis train, bf16 + channels_last", self.train),
             ("torchrun", "torchrun quovadis train (nccl with 2 GPUs, else 1 process)", self.torchrun),
-            ("compile", "torch.compile: I3D and an inflated ResNet-50", self.compile_step),
             ("fvd_stats", "torchrun quovadis fvd-stats (optional)", self.fvd_stats),
             ("export_onnx", "quovadis export --format onnx (optional)", self.export_onnx),
+            ("compile", "torch.compile: I3D and an inflated ResNet-50", self.compile_step),
         ]
         t = time.perf_counter()
         for name, what, fn in steps:
             self.step(name, what, fn)
-        report = self.report(time.perf_counter() - t)
-        (self.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
-        (self.out / "gpu_check.md").write_text(markdown(report))
+            report = self.report(time.perf_counter() - t)  # after every step: a killed run keeps what it measured
+            (self.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
+            (self.out / "gpu_check.md").write_text(markdown(report))
         self.log.close()
         print(markdown(report))
         return 1 if any(r.status == "failed" for r in self.results) else 0
@@ -652,9 +629,10 @@ class GpuCheck:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def gpu_test_ids(tests: Path) -> list[str]:
+def gpu_test_ids(tests: Path, nccl: bool = False) -> list[str]:
     """Test functions about CUDA: a name with ``cuda`` or ``gpu``, or a decorator that mentions cuda (the
-    ``skipif(not torch.cuda.is_available())`` marks); a whole module whose ``pytestmark`` mentions cuda."""
+    ``skipif(not torch.cuda.is_available())`` marks); a whole module whose ``pytestmark`` mentions cuda, and
+    with ``nccl`` (2 GPUs) the modules that read ``QUOVADIS_TEST_NCCL``."""
     ids = []
     for path in sorted(tests.glob("test_*.py")):
         if path.name == "test_gpu_check_dry_run.py":
@@ -663,7 +641,7 @@ def gpu_test_ids(tests: Path) -> list[str]:
         marked = any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
                      and "cuda" in ast.unparse(n.value).lower() for n in tree.body)
         rel = path.relative_to(ROOT).as_posix()
-        if marked:
+        if marked or nccl and "QUOVADIS_TEST_NCCL" in path.read_text():
             ids.append(rel)
             continue
         for node in tree.body:
@@ -804,6 +782,52 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compile_figures(sizes: Sizes) -> dict:
+    """``torch.compile`` of the I3D and of an inflated ResNet: compile seconds and speedup over eager."""
+    import inflate
+    import zoo
+    device, cuda = sizes.device, sizes.device.startswith("cuda")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def forward(model, x):
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            return model(x)
+
+    def time_forward(model, x) -> float:
+        if sizes.forward_reps > 1:  # a warm-up call (cuDNN autotuning, allocator); the dry run times one cold call
+            forward(model, x)
+            sync()
+        t = time.perf_counter()
+        for _ in range(sizes.forward_reps):
+            forward(model, x)
+        sync()
+        return (time.perf_counter() - t) / sizes.forward_reps
+
+    figures, notes = [], []
+    models = (("I3D", lambda: zoo.load(RGB, pretrained=False), sizes.compile_i3d_input),
+              (f"inflated {sizes.compile_resnet}", lambda: inflate.from_timm(sizes.compile_resnet),
+               sizes.compile_resnet_input))
+    for name, build, shape in models:
+        model = build().to(device).eval()
+        x = torch.randn(*shape, device=device)
+        eager = time_forward(model, x)
+        torch._dynamo.reset()
+        compiled = torch.compile(model, backend=sizes.compile_backend)
+        t = time.perf_counter()
+        forward(compiled, x)
+        sync()
+        compile_s = time.perf_counter() - t
+        fast = time_forward(compiled, x)
+        figures += [{"name": f"{name}: compile seconds", "value": round(compile_s, 1), "unit": "s"},
+                    {"name": f"{name}: speedup over eager", "value": round(eager / fast, 3), "unit": "x"}]
+        notes.append(f"{name} on {tuple(shape)}: eager {eager * 1e3:.1f} ms, compiled {fast * 1e3:.1f} ms")
+    notes.append(f"backend {sizes.compile_backend}, inference, {'bf16 autocast' if cuda else 'fp32'}")
+    return {"figures": figures, "notes": notes}
+
+
 # ------------------------------------------------------------------------------------------ --prepare
 def prepare_opencv_flow(dest: Path = PREPARED_FLOW, videos: int = 2, frames: int = 17, size: int = 224) -> None:
     """On the CPU side, where opencv-contrib is installed: flow videos (GIF, which any machine reads) and
@@ -833,7 +857,11 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None, help="folder for generated videos and runs (default: a temporary one)")
     p.add_argument("--prepare-opencv-flow", action="store_true",
                    help=f"write OpenCV's reference flow to {PREPARED_FLOW.relative_to(ROOT)} and stop (CPU side)")
+    p.add_argument("--compile-child", metavar="JSON", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.compile_child:  # the compile step's child process
+        Path(args.compile_child).write_text(json.dumps(compile_figures(DRY if args.dry_run else GPU)))
+        return 0
     if args.prepare_opencv_flow:
         prepare_opencv_flow()
         return 0
