@@ -160,7 +160,8 @@ def load_from_hub(repo_id: str, *, revision: str | None = None, cache_dir=None, 
             return fetch_file(repo_id, filename, revision=revision, cache_dir=cache_dir, force_download=force_download)
         except WeightsError as e:
             fix = ("Download it once while online, or save the model locally and use its files."
-                   if offline() or unreachable(e) else "Was it pushed with zoo.push_to_hub?")
+                   if offline() or unreachable(e) else
+                   "A repo pushed with zoo.push_to_hub holds config.json and model.safetensors.")
             raise WeightsError(f"hf-hub:{repo_id}: {e}. {fix}") from e
 
     spec = json.loads(fetch(CONFIG_NAME).read_text())
