@@ -2,7 +2,6 @@
 videos it keeps, its trials, that different protocols never compare, and google-research's example.py value."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from zoo.metrics.frechet import fvd_from_features

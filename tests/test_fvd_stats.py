@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from zoo.cli.main import main as cli_main
 from zoo.data.synthetic import make_moving_shapes
 from zoo.metrics.frechet import frechet_distance, fvd_from_features
-from zoo.metrics.fvd import FVDError, compute_stats, fvd
+from zoo.metrics.fvd import FVDError, compute_stats
 from zoo.metrics.fvd_stats import FVDStats, is_stats_file, merge
 
 from .fvd_helpers import tiny_fvd_model

@@ -164,8 +164,8 @@ def check_side(stats: FVDStats, role: str, label: str) -> None:
 
 
 def _as_videos(src):
-    """A source -> list of :class:`zoo.data.video_folder.Video`-like items, plus a display name."""
-    from zoo.data.video_folder import Video, list_videos
+    """A source -> list of :class:`zoo.data.video_folder.Video`-like items."""
+    from zoo.data.video_folder import list_videos
     if isinstance(src, (np.ndarray, torch.Tensor)):
         arr = torch.as_tensor(src)
         if arr.dim() != 5 or arr.shape[-1] != 3 or arr.dtype != torch.uint8:
