@@ -11,6 +11,7 @@ from inflate.kernel_init import INIT_MODES
 from inflate.layers import ClipState, InflatedConv, InflatedPool
 from inflate.padding import TIME_PADDING_MODES
 from inflate.policy import LayerInfo, PolicyError, check_coverage, resolve_policy
+from inflate.sources import source_of
 from inflate.video_model import VideoModel
 
 # Conv2d subclasses with their own forward that InflatedConv reproduces exactly.
@@ -126,7 +127,6 @@ def inflate(model_2d: nn.Module, *, time_kernel: int = 3, policy=None, init: str
         raise PolicyError(f"{type(model_2d).__name__} has no Conv2d, MaxPool2d or AvgPool2d layer to inflate")
     policy = resolve_policy(policy, time_kernel, [info for info, _ in layers])
     if source is None:
-        from inflate.sources import source_of  # sources -> builders -> engine
         source = source_of(model_2d)
     shape = input_shape(model_2d, source) if probe else None
     multipliers = frame_batch_multipliers(net, layers, shape) if shape else {}

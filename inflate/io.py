@@ -10,8 +10,8 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
 from inflate.atomic import atomic_path
-from inflate.builders import build_2d
 from inflate.engine import inflate
+from inflate.sources import build_2d
 from inflate.video_model import VideoModel
 
 CONFIG_KEY = "quovadis.inflate.config"

@@ -18,7 +18,7 @@ def cmd_inflate(args) -> int:
     import torch
 
     import inflate
-    from inflate.builders import create_timm, create_torchvision, timm_source, torchvision_source
+    from inflate.sources import create_timm, create_torchvision, timm_source, torchvision_source
 
     kind, name = _parse_model(args.model)
     if kind == "timm":
