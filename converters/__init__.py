@@ -1,1 +1,1 @@
-"""quovadis.converters: import DeepMind's released I3D TensorFlow checkpoints into safetensors."""
+"""quovadis.converters: read and write the file formats of published checkpoints (TF bundles, SSTable, protobuf wire, Flax pickle, TF-Hub layout); imports nothing from zoo."""

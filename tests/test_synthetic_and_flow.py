@@ -20,7 +20,7 @@ cv2 = pytest.importorskip("cv2")
 
 from zoo.flow import extract as flowmod  # noqa: E402
 from zoo.data import synthetic  # noqa: E402
-from zoo.cli.flow import add_flow_parser  # noqa: E402
+from zoo.cli.flow import add_parser as add_flow_parser  # noqa: E402
 from zoo.flow.extract import compute_flow, extract_dataset_flow, extract_video_flow  # noqa: E402
 from zoo.flow.videos import read_gray_frames  # noqa: E402
 from zoo.data.flow_store import (FORMATS, IncompleteFlowError, is_complete, read_flow, read_meta,  # noqa: E402

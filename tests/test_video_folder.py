@@ -18,7 +18,7 @@ import torch
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from zoo.cli.flow import add_flow_parser
+from zoo.cli.flow import add_parser as add_flow_parser
 from zoo.data.flow_store import is_complete, read_flow, read_meta
 from zoo.data.video_folder import list_videos, parse_shard, select_shard
 from zoo.flow.extract import extract_dataset_flow

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 
-def add_features_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("features", help="clip features of every video in a folder, one file per video, resumable",
                        description="Writes OUT/<relative path>.safetensors per video: one tensor per endpoint "
                                    "(clips, ...), 'timestamps' (clips, 2) seconds and 'frames' (clips, 2). "
@@ -31,10 +31,10 @@ def add_features_parser(sub) -> None:
     p.add_argument("--on-error", default="skip", choices=["skip", "fail"],
                    help="unreadable videos: skip them, named and counted (default), or stop")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_features)
+    p.set_defaults(func=run)
 
 
-def cmd_features(args) -> int:
+def run(args) -> int:
     from zoo.metrics.features import FeatureExtractor
     from zoo.data.video_folder import parse_shard
 

@@ -10,7 +10,7 @@ from zoo.flow.videos import DEFAULT_SHORT_SIDE
 ALGORITHMS = OPENCV_ALGORITHMS + (TORCH_ALGORITHM,)
 
 
-def add_flow_parser(subparsers):
+def add_parser(subparsers):
     """Add ``flow SRC_DIR OUT_DIR`` to an argparse subparsers object; returns the parser."""
     p = subparsers.add_parser("flow", help="extract optical flow (TV-L1) of every video under a folder, resumable")
     p.add_argument("src_dir", help="folder searched recursively for videos (.mp4 .avi .mkv .webm .mov .m4v .gif) "
@@ -41,11 +41,11 @@ def add_flow_parser(subparsers):
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the solver (meant for GPUs, untested there; on a CPU it measured slower)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_flow)
+    p.set_defaults(func=run)
     return p
 
 
-def cmd_flow(args) -> int:
+def run(args) -> int:
     """Run the extractor of ``--algorithm`` from parsed args and print the summary; 1 if any video failed."""
     common = {"workers": args.workers, "bound": args.bound, "size": args.size or None, "fps": args.fps,
               "fmt": args.fmt, "progress": not getattr(args, "no_progress", False), "shard": args.shard}

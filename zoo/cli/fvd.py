@@ -29,7 +29,7 @@ def add_model_options(p) -> None:
                    help="unreadable or too-short videos: stop (default) or skip them, named and counted")
 
 
-def add_fvd_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("fvd", help="Fréchet Video Distance between two sets of videos (reference-exact)",
                        description="FVD as google-research's frechet_video_distance computes it: TF1 bilinear "
                                    "resize to 224, no crop, I3D (rgb_scratch) logits, tfgan's float64 formula. "
@@ -50,7 +50,7 @@ def add_fvd_parser(sub) -> None:
     p.add_argument("--save-features", default=None, metavar="FILE.npz",
                    help="save each video's embedding: real, fake (N, 400) and real_names, fake_names (sorted)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_fvd)
+    p.set_defaults(func=run)
 
 
 def make_model(args):
@@ -60,7 +60,7 @@ def make_model(args):
     return model
 
 
-def cmd_fvd(args) -> int:
+def run(args) -> int:
     from pathlib import Path
 
     from zoo.metrics.fvd import fvd

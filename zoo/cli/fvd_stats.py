@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 
-def add_fvd_stats_parser(sub) -> None:
+def add_parser(sub) -> None:
     from zoo.cli.fvd import add_clip_options, add_model_options
     p = sub.add_parser("fvd-stats", help="FVD statistics of a video set (or one shard of it), and their merge",
                        description="Writes float64 count, sum and sum of outer products of the I3D embeddings, "
@@ -28,10 +28,10 @@ def add_fvd_stats_parser(sub) -> None:
     add_clip_options(p)
     add_model_options(p)
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_fvd_stats)
+    p.set_defaults(func=run)
 
 
-def cmd_fvd_stats(args) -> int:
+def run(args) -> int:
     from zoo.metrics.fvd_stats import FVDStats, merge
 
     if args.merge:

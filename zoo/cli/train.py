@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 
-def cmd_train(args) -> int:
+def run_train(args) -> int:
     from zoo.train.config import load_config
     from zoo.train.loop import train
     from zoo.train.splits import build_splits
@@ -27,7 +27,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def run_evaluate(args) -> int:
     """Evaluate one run (or several, fused late). Under ``torchrun`` each rank evaluates its share of the
     videos (DistributedSampler; duplicates from its padding removed) and only rank 0 writes and prints.
     Weights come from the run's safetensors file, so a shared run folder never runs code on load."""
@@ -145,7 +145,7 @@ def _clips(text: str):
     return text if text == "all" else int(text)
 
 
-def add_parsers(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train or fine-tune a model (one stream) from a config file")
     p.add_argument("--config", default=None, help="YAML/TOML/JSON config (see zoo.train.config)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. optim.lr=0.01 data.clip_len=32")
@@ -153,7 +153,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-val", action="store_true",
                    help="run no validation, also with data.val_fraction or data.val_list set (held-out videos "
                         "still stay out of training)")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="multi-view test of a run; --fuse another run for two-stream")
     p.add_argument("--run", required=True)
@@ -167,4 +167,4 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: I3D's fused fast path)")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=run_evaluate)
