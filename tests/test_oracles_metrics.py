@@ -1,0 +1,95 @@
+"""The numbers users publish, each checked against an independent computation on random inputs:
+top-k and per-class accuracy against scikit-learn, the Fréchet distance against scipy's sqrtm in float64
+(and the closed form for diagonal covariances), two-stream late fusion against a plain weighted logit sum."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zoo.metrics.frechet import frechet_distance, fvd_from_features
+from zoo.train.metrics import fuse, summarize
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="the oracle tests need scikit-learn (test extra)")
+scipy_linalg = pytest.importorskip("scipy.linalg")
+
+
+@settings(deadline=None, max_examples=40)
+@given(n=st.integers(1, 40), c=st.integers(2, 12), seed=st.integers(0, 2**31 - 1))
+def test_accuracies_match_sklearn(n, c, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=g)
+    labels = torch.randint(0, c, (n,), generator=g)
+    got = summarize(logits, labels)
+    y, scores = labels.numpy(), logits.numpy()
+    all_labels = np.arange(c)
+    assert got["top1"] == pytest.approx(100 * sklearn_metrics.accuracy_score(y, scores.argmax(1)))
+    # with 5 classes or fewer every video is a top-5 hit (sklearn warns and says the same)
+    top5 = 100.0 if c <= 5 else 100 * sklearn_metrics.top_k_accuracy_score(y, scores, k=5, labels=all_labels)
+    assert got["top5"] == pytest.approx(top5)
+    cm = sklearn_metrics.confusion_matrix(y, scores.argmax(1), labels=all_labels)
+    np.testing.assert_array_equal(got["confusion"].numpy(), cm)
+    recall = sklearn_metrics.recall_score(y, scores.argmax(1), labels=np.unique(y), average=None, zero_division=0)
+    assert got["mean_class_acc"] == pytest.approx(100 * recall.mean())
+    for cls, r in zip(np.unique(y), recall):
+        assert got["per_class"][str(cls)]["acc"] == pytest.approx(100 * r)
+        assert got["per_class"][str(cls)]["support"] == int((y == cls).sum())
+
+
+def _spd(rng, d):
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + np.eye(d)  # eigenvalues >= 1: well conditioned
+
+
+def _scipy_frechet(mu1, s1, mu2, s2):
+    covmean = scipy_linalg.sqrtm(s1 @ s2)
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+@settings(deadline=None, max_examples=30)
+@given(d=st.integers(1, 24), seed=st.integers(0, 2**31 - 1))
+def test_frechet_matches_scipy_sqrtm(d, seed):
+    rng = np.random.default_rng(seed)
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    s1, s2 = _spd(rng, d), _spd(rng, d)
+    want = _scipy_frechet(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-7, abs=1e-8)
+
+
+@settings(deadline=None, max_examples=30)
+@given(d=st.integers(1, 32), seed=st.integers(0, 2**31 - 1))
+def test_frechet_closed_form_for_diagonal_covariances(d, seed):
+    rng = np.random.default_rng(seed)
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    v1, v2 = rng.uniform(0.1, 4.0, d), rng.uniform(0.1, 4.0, d)
+    want = float(((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum())
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(want, rel=1e-9, abs=1e-10)
+
+
+@settings(deadline=None, max_examples=20)
+@given(n=st.integers(3, 30), d=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_fvd_of_features_is_the_scipy_formula_on_the_unbiased_covariance(n, d, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((n, d)), rng.standard_normal((n + 2, d)) * 1.5 + 0.3
+    want = _scipy_frechet(x.mean(0), np.atleast_2d(np.cov(x, rowvar=False)),
+                          y.mean(0), np.atleast_2d(np.cov(y, rowvar=False)))
+    assert fvd_from_features(x, y) == pytest.approx(want, rel=1e-6, abs=1e-7)
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 12), c=st.integers(1, 6), w=st.tuples(st.floats(0, 3), st.floats(0, 3)),
+       seed=st.integers(0, 2**31 - 1))
+def test_late_fusion_is_the_weighted_logit_sum_aligned_by_path(n, c, w, seed):
+    g = torch.Generator().manual_seed(seed)
+    paths = [f"v{i}.mp4" for i in range(n)]
+    labels = torch.randint(0, c, (n,), generator=g)
+    rgb, flow = torch.randn(n, c, generator=g), torch.randn(n, c, generator=g)
+    perm = torch.randperm(n, generator=g)  # the flow run saved its videos in another order
+    runs = [{"paths": paths, "labels": labels, "logits": rgb},
+            {"paths": [paths[i] for i in perm], "labels": labels[perm], "logits": flow[perm]}]
+    fused = fuse(runs, list(w))
+    assert fused["paths"] == paths
+    torch.testing.assert_close(fused["logits"], rgb * w[0] + flow * w[1])
