@@ -10,9 +10,9 @@ from zoo.flow.videos import DEFAULT_SHORT_SIDE
 ALGORITHMS = OPENCV_ALGORITHMS + (TORCH_ALGORITHM,)
 
 
-def add_parser(subparsers):
-    """Add ``flow SRC_DIR OUT_DIR`` to an argparse subparsers object; returns the parser."""
-    p = subparsers.add_parser("flow", help="extract optical flow (TV-L1) of every video under a folder, resumable")
+def add_parser(sub) -> None:
+    """Register ``quovadis flow SRC_DIR OUT_DIR``; its handler is :func:`run`."""
+    p = sub.add_parser("flow", help="extract optical flow (TV-L1) of every video under a folder, resumable")
     p.add_argument("src_dir", help="folder searched recursively for videos (.mp4 .avi .mkv .webm .mov .m4v .gif) "
                                    "or folders of frame images")
     p.add_argument("out_dir", help="flow goes to OUT_DIR/<relative path, extension kept>/ (a.mp4 -> OUT_DIR/a.mp4/)")
@@ -42,7 +42,6 @@ def add_parser(subparsers):
                    help="torch.compile the solver (meant for GPUs, untested there; on a CPU it measured slower)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
-    return p
 
 
 def run(args) -> int:
