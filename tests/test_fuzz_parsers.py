@@ -25,7 +25,8 @@ from zoo.weights.files import WeightsError, read_metadata
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kinetics-i3d" / "checkpoints"
 INDEX = DATA / "rgb_imagenet" / "model.ckpt.index"
-FUZZ = settings(deadline=2000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(deadline=10_000,  # a hang (the memo bug took 25 s) fails; a slow CI machine does not
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @st.composite
