@@ -9,7 +9,7 @@ $(BIN)/quovadis: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test,tf,video,flow,train,docs,metrics]'
+	$(BIN)/pip install -q -e '.[test,tf,video,flow,train,docs,metrics,export]'
 	touch $@
 
 .PHONY: venv demo test docs bench sweep

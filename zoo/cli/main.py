@@ -10,6 +10,7 @@ import sys
 
 from zoo.cli import (
     convert,
+    export,
     features,
     flow,
     fvd,
@@ -21,7 +22,7 @@ from zoo.cli import (
     zoo,
 )
 
-COMMANDS = (inflate, convert, predict, zoo, push, train, fvd, fvd_stats, features, flow)
+COMMANDS = (inflate, convert, predict, zoo, push, train, fvd, fvd_stats, features, flow, export)
 
 
 def _version() -> str:
