@@ -38,9 +38,10 @@ def export(model: nn.Module, path, fmt: str, *, frames: int = 16, size: int = 22
 
 def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     try:
-        import onnx, onnxscript  # noqa: F401,E401  (torch.onnx.export needs them)
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
     except ImportError as e:
-        raise ImportError("ONNX export needs the onnx package: pip install 'quovadis[export]'") from e
+        raise ImportError(f"ONNX export needs onnx and onnxscript ({e}): pip install 'quovadis[export]'") from e
     torch.onnx.export(model, (x,), str(path), input_names=["video"], output_names=["logits"],
                       dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},), dynamo=True, external_data=False)
 
