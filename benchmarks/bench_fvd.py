@@ -15,6 +15,7 @@ each of ours is from TF's features. On a GPU (``--device cuda``) only ours runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -73,6 +74,25 @@ def _features(stats):
     return torch.from_numpy(stats.features[np.argsort(np.asarray(stats.names))])
 
 
+class OnnxRuntimeFVD:
+    """The I3D of the FVD protocol exported to ONNX and run by an ONNX Runtime CPU session (same clips)."""
+
+    def __init__(self, weights, path):
+        import zoo
+        from zoo.metrics.fvd import FVDModel
+        from zoo.models.export import export, onnx_session
+        self.weights_id = FVDModel(weights=weights).weights_id
+        export(zoo.load("i3d_inception_k400_rgb", weights=weights), path, "onnx")
+        self.session = onnx_session(path)
+
+    def describe(self) -> str:
+        return "onnxruntime CPUExecutionProvider, fp32"
+
+    def __call__(self, x):
+        import torch
+        return torch.from_numpy(self.session.run(None, {"video": x.float().numpy()})[0])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=8)
@@ -113,6 +133,8 @@ def main(argv=None) -> int:
         ours = {"quovadis fused fp32 (default)": FVDModel(weights=weights, device=args.device),
                 "quovadis --exact (unfused fp32)": FVDModel(weights=weights, device=args.device, exact=True),
                 "quovadis fused bf16": FVDModel(weights=weights, device=args.device, precision="bf16")}
+        if args.device == "cpu" and importlib.util.find_spec("onnxruntime"):
+            ours["onnxruntime CPU (quovadis export --format onnx)"] = OnnxRuntimeFVD(weights, Path(d) / "i3d.onnx")
         times = {"TensorFlow reference (fp32, graph)": []} if tf_proc else {}
         times.update({k: [] for k in ours})
         feats = {k: _features(compute_stats(x, m, batch_size=args.batch_size, keep_features=True, progress=False)[0])
