@@ -248,10 +248,17 @@ def read_frames(path, indices: Sequence[int] | np.ndarray | torch.Tensor | None 
 def _every_frame(path: Path, backend: str | None, threads: int | None) -> torch.Tensor:
     if _is_gif(path):
         got = _gif_frames(path, np.arange(_gif_info(path)[0]))
-    elif resolve_backend(backend) == "torchcodec":
-        got = _torchcodec_frames(path, None, threads)
     else:
-        got = _pyav_pass(path, None, threads, seek=False)
+        got = None
+        if resolve_backend(backend) == "torchcodec":
+            try:
+                got = _torchcodec_frames(path, None, threads)
+            except VideoDecodeError:
+                # torchcodec's exact scan can count one frame more than it then decodes (seen on small AVIs:
+                # "no more frames left to decode"); a sequential PyAV pass reads what the file holds
+                got = None
+        if got is None:
+            got = _pyav_pass(path, None, threads, seek=False)
     if not got:
         raise VideoDecodeError(f"{path} holds no video frames")
     return torch.from_numpy(np.stack([got[i] for i in range(len(got))]))
