@@ -81,7 +81,8 @@ class OnnxRuntimeFVD:
         import zoo
         from zoo.metrics.fvd import FVDModel
         from zoo.models.export import export, onnx_session
-        self.weights_id = FVDModel(weights=weights).weights_id
+        reference = FVDModel(weights=weights)  # compute_stats records its weights and precision in the protocol
+        self.weights_id, self.runner = reference.weights_id, reference.runner
         export(zoo.load("i3d_inception_k400_rgb", weights=weights), path, "onnx")
         self.session = onnx_session(path)
 
