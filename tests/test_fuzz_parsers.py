@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from converters.flax_pickle import read_flax_pickle
@@ -23,32 +23,9 @@ from converters.tf_bundle import CheckpointError, read_index
 from zoo.metrics.fvd_stats import FVDError, FVDStats
 from zoo.weights.files import WeightsError, read_metadata
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kinetics-i3d" / "checkpoints"
-INDEX = DATA / "rgb_imagenet" / "model.ckpt.index"
-FUZZ = settings(deadline=10_000,  # a hang (the memo bug took 25 s) fails; a slow CI machine does not
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+from .fuzzing import FUZZ, RELEASE_INDEXES, corrupted
 
-
-@st.composite
-def corrupted(draw, seed: bytes) -> bytes:
-    """``seed`` with one to three corruptions: a flipped byte, a cut, inserted bytes, or 8 bytes of 0xFF
-    (a varint or fixed64 length that claims far more than the file holds)."""
-    data = bytearray(seed)
-    for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "huge"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if kind == "flip" and data:
-            data[pos] ^= draw(st.integers(1, 255))
-        elif kind == "cut":
-            del data[pos:]
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
-        else:
-            data[pos:pos + 8] = b"\xff" * 8
-    out = bytes(data)
-    if out == seed:  # a no-op draw (e.g. a cut at the end): corrupt the last byte instead
-        out = out[:-1] + bytes([out[-1] ^ 0x5A]) if out else b"\x00"
-    return out
+INDEX = RELEASE_INDEXES / "rgb_imagenet" / "model.ckpt.index"
 
 
 def _write(data: bytes, suffix: str) -> Path:
@@ -60,7 +37,7 @@ def _write(data: bytes, suffix: str) -> Path:
 
 def _real_index() -> bytes:
     if not INDEX.is_file():
-        pytest.skip(f"the real DeepMind index files are not here ({INDEX}); they ship in shared/data")
+        pytest.skip(f"the real DeepMind index files are not here ({INDEX}); they ship in tests/data")
     return INDEX.read_bytes()
 
 
@@ -73,7 +50,7 @@ def _table_and_block() -> tuple[bytes, bytes]:
 
 def test_the_seeds_parse():
     """The uncorrupted seeds are read, so every failure below comes from the corruption."""
-    data, value = _table_and_block()
+    _, value = _table_and_block()
     assert len(read_index(INDEX)) > 100
     assert parse(value)
     assert read_flax_pickle(_flax_seed())
