@@ -18,12 +18,14 @@ release's ``rgb_scratch`` pin by :func:`zoo.weights.deepmind.convert_tfhub`.
 """
 from __future__ import annotations
 
+import gzip
 import tarfile
+import zlib
 from pathlib import Path
 
 from converters.tf_bundle import CheckpointError
 
-__all__ = ["module_prefix", "extract_module"]
+__all__ = ["extract_module", "module_prefix", "open_module"]
 
 
 def module_prefix(folder: Path) -> Path:
@@ -38,15 +40,27 @@ def module_prefix(folder: Path) -> Path:
 
 
 def extract_module(archive: Path, into: Path) -> Path:
-    """Unpack a TF-Hub module's ``.tar.gz`` into ``into`` (only the three files a module needs)."""
-    with tarfile.open(archive) as tar:
-        wanted = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in (
-            "saved_model.pb", "variables.index", "variables.data-00000-of-00001")]
-        for m in wanted:
-            target = into / ("variables" if m.name.rsplit("/", 1)[-1].startswith("variables.") else "") \
-                / Path(m.name).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(m) as src, open(target, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
+    """Unpack a TF-Hub module's ``.tar.gz`` into ``into`` (only the three files a module needs).
+    A damaged or truncated archive raises :class:`CheckpointError`."""
+    try:
+        with tarfile.open(archive) as tar:
+            wanted = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in (
+                "saved_model.pb", "variables.index", "variables.data-00000-of-00001")]
+            for m in wanted:
+                target = into / ("variables" if m.name.rsplit("/", 1)[-1].startswith("variables.") else "") \
+                    / Path(m.name).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(m) as src, open(target, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # EOFError etc.: found by fuzzing
+        raise CheckpointError(f"{archive} is not a readable TF-Hub module archive ({type(e).__name__}: {e}). "
+                              "Pass the module's folder or its .tar.gz; if this is the archive, the download is "
+                              "truncated or corrupt: fetch it again") from None
     return into
+
+
+def open_module(src: Path, into: Path) -> Path:
+    """The bundle prefix of a TF-Hub module given as its folder, or as its ``.tar.gz`` (unpacked into ``into``)."""
+    src = Path(src)
+    return module_prefix(extract_module(src, into) if src.is_file() else src)

