@@ -1,0 +1,220 @@
+"""The converters' parsers against independent decoders, and each refusal pinned with what it says.
+
+* ``protowire`` against Google's protobuf runtime: random messages of every wire type TensorFlow uses,
+  serialized by protobuf, parsed back field by field; ``to_int64`` against numpy's uint64 -> int64 view.
+* ``sstable`` on blocks and tables built here from the LevelDB format description (not with the project's
+  writer): what a valid corner case yields, and which corruption gives which message.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from converters import protowire
+from converters.protowire import WireError, iter_fields, parse, read_varint, to_int64
+from converters.sstable import (
+    TABLE_MAGIC,
+    TableError,
+    _iter_block,
+    crc32c,
+    iter_table,
+    mask_crc,
+)
+
+U64 = st.integers(0, 2**64 - 1)
+
+
+# ------------------------------------------------------------------------------------------ protowire
+@pytest.fixture(scope="module")
+def message_class():
+    """A proto2 message with one field per wire type (unpacked repeated, as TensorFlow's protos are read)."""
+    pb = pytest.importorskip("google.protobuf", reason="the protobuf oracle needs google.protobuf (tf extra)")
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    del pb
+    f = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="quovadis_oracle.proto", package="quovadis_oracle")
+    msg = proto.message_type.add(name="M")
+    for number, name, kind, label in [(1, "i64", f.TYPE_INT64, f.LABEL_OPTIONAL),
+                                      (2, "f64", f.TYPE_FIXED64, f.LABEL_OPTIONAL),
+                                      (3, "raw", f.TYPE_BYTES, f.LABEL_OPTIONAL),
+                                      (4, "f32", f.TYPE_FIXED32, f.LABEL_OPTIONAL),
+                                      (5, "many", f.TYPE_INT64, f.LABEL_REPEATED),
+                                      (2047, "far", f.TYPE_UINT64, f.LABEL_OPTIONAL)]:
+        msg.field.add(name=name, number=number, type=kind, label=label)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("quovadis_oracle.M"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(i64=st.integers(-2**63, 2**63 - 1), f64=U64, raw=st.binary(max_size=300), f32=st.integers(0, 2**32 - 1),
+       many=st.lists(st.integers(-2**63, 2**63 - 1), max_size=4), far=U64)
+def test_protowire_reads_what_protobuf_writes(message_class, i64, f64, raw, f32, many, far):
+    buf = message_class(i64=i64, f64=f64, raw=raw, f32=f32, many=many, far=far).SerializeToString()
+    fields = parse(buf)
+    assert to_int64(fields[1][-1]) == i64 and fields[2] == [f64] and fields[3] == [raw] and fields[4] == [f32]
+    assert [to_int64(v) for v in fields.get(5, [])] == many and fields[2047] == [far]
+    assert [w for _, w, _ in iter_fields(buf)] == [0, 1, 2, 5] + [0] * len(many) + [0]
+
+
+@given(st.integers(0, 2**70 - 1))
+def test_to_int64_is_numpys_uint64_view(value):
+    """Also for varints wider than 64 bits (10 bytes hold 70): only the low 64 bits count."""
+    assert to_int64(value) == int(np.array(value & (2**64 - 1), np.uint64).view(np.int64))
+
+
+@pytest.mark.parametrize("value", [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**64 + 5, 2**70 - 1])
+def test_to_int64_at_the_edges(value):
+    assert to_int64(value) == int(np.array(value % 2**64, np.uint64).view(np.int64))
+
+
+def test_varints_of_ten_bytes_read_and_of_eleven_are_refused():
+    assert read_varint(b"\xff" * 9 + b"\x01", 0) == (2**64 - 1, 10)
+    assert read_varint(b"\xff" * 9 + b"\x7f", 0) == (2**70 - 1, 10)
+    assert read_varint(b"\x00\x96\x01", 1) == (150, 3)
+    with pytest.raises(WireError, match="^varint longer than 10 bytes$"):
+        read_varint(b"\x80" * 10 + b"\x01", 0)
+    for truncated in (b"", b"\x80", b"\xff\xff"):
+        with pytest.raises(WireError, match="^truncated varint$"):
+            read_varint(truncated, 0)
+
+
+@pytest.mark.parametrize("buf, message", [
+    (b"\x00\x01", "^field number 0$"),
+    (b"\x09\x01\x02\x03\x04\x05\x06\x07", "^truncated fixed64 field 1$"),
+    (b"\x15\x01\x02\x03", "^truncated fixed32 field 2$"),
+    (b"\x1a\x05abcd", "^length-delimited field 3 runs past the end of the message$"),
+    (b"\x23", r"^unsupported wire type 3 \(field 4\)$"),
+    (b"\x2c", r"^unsupported wire type 4 \(field 5\)$"),
+    (b"\x0e", r"^unsupported wire type 6 \(field 1\)$"),
+])
+def test_protowire_refusals_say_what_is_wrong(buf, message):
+    with pytest.raises(WireError, match=message):
+        parse(buf)
+
+
+def test_fixed_fields_have_their_widths():
+    buf = b"\x09" + struct.pack("<Q", 2**64 - 2) + b"\x15" + struct.pack("<I", 7) + b"\x18\x2a"
+    assert list(iter_fields(buf)) == [(1, protowire.FIXED64, 2**64 - 2), (2, protowire.FIXED32, 7), (3, 0, 42)]
+
+
+# ------------------------------------------------------------------------------------------ sstable
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def _entry(shared: int, key: bytes, value: bytes, value_length: int | None = None) -> bytes:
+    n = len(value) if value_length is None else value_length
+    return _varint(shared) + _varint(len(key)) + _varint(n) + key + value
+
+
+def _block(entries: bytes, restarts=(0,)) -> bytes:
+    return entries + b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
+
+
+def _table(data_blocks: list[bytes], *, kind: int = 0, index_block: bytes | None = None, metaindex=None) -> bytes:
+    """A LevelDB table: the data blocks, an empty metaindex block, an index block pointing at each data block
+    (one entry per block), then the footer. ``kind`` is every block's compression byte."""
+    out = bytearray()
+
+    def put(contents: bytes) -> bytes:
+        handle = _varint(len(out)) + _varint(len(contents))
+        out.extend(contents + bytes([kind]) + struct.pack("<I", mask_crc(crc32c(contents + bytes([kind])))))
+        return handle
+
+    handles = [put(b) for b in data_blocks]
+    meta_handle = put(_block(b"") if metaindex is None else metaindex)
+    if index_block is None:
+        index_block = _block(b"".join(_entry(0, bytes([65 + i]), h) for i, h in enumerate(handles)))
+    index_handle = put(index_block)
+    footer = meta_handle + index_handle
+    return bytes(out + footer + bytes(40 - len(footer)) + struct.pack("<Q", TABLE_MAGIC))
+
+
+def test_a_hand_built_table_reads_back():
+    data = _block(_entry(0, b"apple", b"1") + _entry(3, b"ly", b"22") + _entry(0, b"b", b""), restarts=(0, 12))
+    table = _table([data, _block(_entry(0, b"c", b"333"))])
+    assert [(k, bytes(v)) for k, v in iter_table(table)] == [(b"apple", b"1"), (b"apply", b"22"), (b"b", b""),
+                                                             (b"c", b"333")]
+
+
+def test_blocks_without_restarts_or_entries_are_valid():
+    """LevelDB accepts a 4-byte block (no restart points) and a block that is only its restart array."""
+    assert list(_iter_block(memoryview(struct.pack("<I", 0)), "data")) == []
+    assert list(_iter_block(memoryview(_block(b"")), "data")) == []
+    assert [(k, bytes(v)) for k, v in _iter_block(memoryview(_entry(0, b"k", b"v") + struct.pack("<I", 0)), "d")] \
+        == [(b"k", b"v")]
+
+
+def _refused(table: bytes, message: str):
+    with pytest.raises(TableError, match=message):
+        for _ in iter_table(table):
+            pass
+
+
+def _with_footer(table: bytes, handles: bytes) -> bytes:
+    return table[:-48] + handles + bytes(40 - len(handles)) + table[-8:]
+
+
+def test_table_refusals_name_the_block_and_the_bytes():
+    good = _table([_block(_entry(0, b"a", b"1"))])  # data block at 0 (13 bytes), metaindex at 18, index at 31
+    assert len(good) == 98
+    _refused(good[:47], r"^file is 47 bytes, shorter than an SSTable footer \(48 bytes\)$")
+    _refused(good[:-1] + b"\x00", "^no SSTable magic number at the end of the file")
+    _refused(_with_footer(good, b"\xff" * 40), "^malformed footer: varint longer than 10 bytes$")
+    index_handle = good[-48 + 2:-48 + 4]
+    assert index_handle == _varint(31) + _varint(14)
+    _refused(_with_footer(good, _varint(1000) + _varint(8) + index_handle),
+             r"^metaindex block \[1000, 1008\) runs past the end of the file \(98 bytes\)$")
+    _refused(_with_footer(good, _varint(18) + _varint(8) + _varint(31) + _varint(63)),
+             r"^index block \[31, 94\) runs past the end of the file \(98 bytes\)$")
+    # a block whose trailer ends on the file's last byte is inside the file (then fails its CRC)
+    _refused(_with_footer(good, _varint(18) + _varint(8) + _varint(31) + _varint(62)),
+             "^index block at offset 31 fails its CRC32C check")
+    for at, what in ((0, "data"), (18, "metaindex"), (31, "index")):
+        flipped = bytearray(good)
+        flipped[at] ^= 1
+        _refused(bytes(flipped), rf"^{what} block at offset {at} fails its CRC32C check \(stored 0x[0-9a-f]{{8}}, "
+                                 r"computed 0x[0-9a-f]{8}\)$")
+
+
+@pytest.mark.parametrize("kind, message", [(1, "is snappy-compressed, which this reader does not support"),
+                                           (2, "has unknown compression type 2"), (255, "has unknown compression type 255")])
+def test_compressed_blocks_are_refused(kind, message):
+    _refused(_table([_block(_entry(0, b"a", b"1"))], kind=kind), "^metaindex block at offset 18 " + message)
+
+
+@pytest.mark.parametrize("block, message", [
+    (b"\x01\x00", r"^index block is too short \(2 bytes\) to hold its restart count$"),
+    (struct.pack("<I", 2**32 - 1), r"^index block claims 4294967295 restart points, more than fit in 4 bytes$"),
+    (_block(b"", restarts=(0, 0)) + b"", None),  # two restart points and no entries: valid, no data blocks
+    (_block(_entry(2, b"a", b"")), r"^index block has a malformed entry at byte 3$"),
+    (_block(_entry(0, b"a", b"12", value_length=9)), r"^index block has a malformed entry at byte 3$"),
+    (_block(b"\x80" * 11, restarts=()), "^index block has a malformed entry: varint longer than 10 bytes$"),
+])
+def test_block_refusals(block, message):
+    table = _table([], index_block=block)
+    if message is None:
+        assert list(iter_table(table)) == []
+    else:
+        _refused(table, message)
+
+
+def test_a_block_handle_in_the_index_must_be_two_varints():
+    _refused(_table([], index_block=_block(_entry(0, b"a", b"\x05")))
+             , "^index block has a malformed block handle: truncated varint$")
+    _refused(_table([], index_block=_block(_entry(0, b"a", _varint(0) + _varint(1 << 20)))),
+             r"^data block \[0, 1048576\) runs past the end of the file")
+
+
+def test_a_data_block_entry_is_checked_like_the_index_blocks():
+    _refused(_table([_block(_entry(0, b"a", b"12", value_length=9))]), "^data block has a malformed entry at byte 3$")
+    _refused(_table([b"\x01\x00"]), r"^data block is too short \(2 bytes\)")
