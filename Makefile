@@ -26,7 +26,7 @@ demo: venv
 
 # tests/, then the code blocks of README.md and docs/ (Sybil, conftest.py; one worker per document)
 test: venv $(SDIST)
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests README.md docs
+	$(BIN)/python -m pytest -n 2 --dist loadfile -rs tests README.md docs
 
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

