@@ -81,7 +81,7 @@ EOF
 import collections, re
 counts = collections.defaultdict(collections.Counter)
 for line in open("mutmut-results.txt"):
-    m = re.match(r"\s*([\w.]+)\.x_\w+__mutmut_\d+: (.+)$", line)
+    m = re.match(r"\s*(.+)\.x[^.]+__mutmut_\d+: (.+)$", line)  # x_function or xǁClassǁmethod
     if m:
         counts[m.group(1)][m.group(2).strip()] += 1
 print("| file | mutants | killed | timeout | survived | no tests | killed % |")
