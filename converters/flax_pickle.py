@@ -123,7 +123,8 @@ def _flatten(tree, path: str, out: dict, source: str, depth: int = 0) -> None:
         out[path] = tree.array
     else:
         what = "an array without its data" if isinstance(tree, _PickledArray) else f"a {type(tree).__name__}"
-        raise CheckpointError(f"{source}: {path} holds {what}, not a dict or a numeric numpy array")
+        raise CheckpointError(f"{source}: {path or 'the top level'} holds {what}, not a dict or a numeric numpy "
+                              "array")
 
 
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}

