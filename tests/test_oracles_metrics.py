@@ -93,3 +93,52 @@ def test_late_fusion_is_the_weighted_logit_sum_aligned_by_path(n, c, w, seed):
     fused = fuse(runs, list(w))
     assert fused["paths"] == paths
     torch.testing.assert_close(fused["logits"], rgb * w[0] + flow * w[1])
+
+
+def _tf1_resize_numpy(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """TF1's legacy resize_bilinear_op.cc, pixel by pixel in float32 (align_corners=False, no half-pixel shift)."""
+    in_h, in_w = img.shape[:2]
+    img = img.astype(np.float32)
+    out = np.empty((out_h, out_w) + img.shape[2:], np.float32)
+    sy, sx = np.float32(in_h) / np.float32(out_h), np.float32(in_w) / np.float32(out_w)
+    for i in range(out_h):
+        y = np.float32(i) * sy
+        y0, y1, ly = int(np.floor(y)), min(int(np.ceil(y)), in_h - 1), np.float32(y - np.floor(y))
+        for j in range(out_w):
+            x = np.float32(j) * sx
+            x0, x1, lx = int(np.floor(x)), min(int(np.ceil(x)), in_w - 1), np.float32(x - np.floor(x))
+            top = img[y0, x0] + (img[y0, x1] - img[y0, x0]) * lx
+            bottom = img[y1, x0] + (img[y1, x1] - img[y1, x0]) * lx
+            out[i, j] = top + (bottom - top) * ly
+    return out
+
+
+@settings(deadline=None, max_examples=30)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(1, 12), ow=st.integers(1, 12),
+       channels_last=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_tf1_resize_matches_the_kernel_pixel_by_pixel(h, w, oh, ow, channels_last, seed):
+    from zoo.metrics.tf_resize import resize_bilinear_tf1
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.uint8)
+    want = _tf1_resize_numpy(img, oh, ow)
+    if channels_last:
+        got = resize_bilinear_tf1(torch.from_numpy(img)[None], (oh, ow))[0]
+    else:
+        got = resize_bilinear_tf1(torch.from_numpy(img).permute(2, 0, 1), (oh, ow), channels_last=False).permute(1, 2, 0)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4)
+    if (oh, ow) == (h, w):
+        np.testing.assert_array_equal(got.numpy(), img.astype(np.float32))
+    square = resize_bilinear_tf1(torch.from_numpy(img), oh)
+    assert square.shape == (oh, oh, 3)
+
+
+def test_tf1_resize_refuses_empty_sizes_and_never_returns_its_input():
+    from zoo.metrics.tf_resize import resize_bilinear_tf1
+    x = torch.rand(2, 3, 3)
+    for bad in [(0, 2), (2, 0)]:
+        with pytest.raises(ValueError, match=r"cannot resize images of shape \(2, 3, 3\) to"):
+            resize_bilinear_tf1(x, bad)
+    with pytest.raises(ValueError, match=r"of shape \(0, 3, 3\) to 2x2"):
+        resize_bilinear_tf1(torch.rand(0, 3, 3), (2, 2))
+    same = resize_bilinear_tf1(x, (2, 3))
+    assert torch.equal(same, x) and same.data_ptr() != x.data_ptr()
