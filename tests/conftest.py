@@ -26,12 +26,21 @@ def rgb_scratch_weights():
     return rgb_scratch_safetensors()
 
 
+_TORCHCODEC_USABLE: list[bool] = []
+
+
+def pytest_sessionstart(session):
+    """Probe torchcodec before any test imports TensorFlow: importing torchcodec (and with it triton) into a
+    process that already loaded TensorFlow crashes it (segfault at the end of ``pytest tests/test_tf_bundle.py``)."""
+    from zoo.data.decode import torchcodec_available
+    _TORCHCODEC_USABLE.append(torchcodec_available())
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say what this machine could not test and why: skipped tests give their reasons with ``-rs``, but the
     torchcodec cases are left out of the parametrization (not skipped) where FFmpeg's libraries are missing."""
-    from zoo.data.decode import torchcodec_available
     untested = []
-    if not torchcodec_available():
+    if _TORCHCODEC_USABLE and not _TORCHCODEC_USABLE[0]:
         untested.append("torchcodec decoding: FFmpeg's shared libraries are not found (apt-get install ffmpeg); "
                         "the PyAV paths were tested")
     if not torch.cuda.is_available():

@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 
 from converters import tf_bundle
 from converters.sstable import TABLE_MAGIC, crc32c, mask_crc
-from converters.tf_bundle import BundleReader, CheckpointError, compare_with_tensorflow, read_index, resolve_prefix
+from converters.tf_bundle import (
+    BundleReader,
+    CheckpointError,
+    read_index,
+    resolve_prefix,
+)
+from converters.tf_reference import compare_with_tensorflow
 
 DEEPMIND = Path(__file__).parent / "data" / "kinetics-i3d"
 NOT_A_CHECKPOINT = r"not a (readable )?TensorFlow checkpoint"
