@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 import zoo
 from zoo.data.flow_store import write_flow
 from zoo.data.synthetic import make_moving_shapes
-from zoo.metrics.features import FeatureError, FeatureExtractor, clip_frames, clip_starts
+from zoo.data.sampling import clip_frames, clip_starts
+from zoo.metrics.features import FeatureError, FeatureExtractor
 from zoo.data.video_folder import parse_shard, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent

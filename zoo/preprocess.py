@@ -13,17 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from zoo.clip_input import as_clip
+from zoo.data.sampling import resample_indices
 from zoo.data.transforms import crop, resize
-
-
-def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
-    """Indices of the source frames nearest to a ``dst_fps`` timeline (drops or repeats frames)."""
-    if num_frames <= 0:
-        return torch.zeros(0, dtype=torch.long)
-    duration = num_frames / src_fps
-    n_out = max(1, int(round(duration * dst_fps)))
-    t = torch.arange(n_out, dtype=torch.float64) / dst_fps
-    return (t * src_fps + 1e-6).floor().long().clamp_(0, num_frames - 1)
 
 
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:

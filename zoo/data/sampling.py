@@ -1,11 +1,15 @@
-"""Which frames a clip takes: dense clips (training), uniform multi-clip (testing), fps resampling.
+"""Which frames a clip takes: dense clips (training), uniform multi-clip (testing), fps resampling, and the
+clips of feature extraction (``quovadis features``) with their ``[start, end)`` frames and seconds.
 
-SHORT-CLIP RULE (every function here): positions run on the video played in a loop, so position ``p``
+SHORT-CLIP RULE (training and testing clips): positions run on the video played in a loop, so position ``p``
 is frame ``p % num_frames``. A clip therefore always has ``clip_len`` frames, all in range, and keeps its
 stride; a video shorter than the clip's span ``(clip_len - 1) * stride + 1`` repeats from its first frame
-(frames ``..., n-2, n-1, 0, 1, ...``). A video at least as long as the span never wraps.
+(frames ``..., n-2, n-1, 0, 1, ...``). A video at least as long as the span never wraps. These functions and
+the fps resampling return ``torch.long`` tensors of frame indices.
 
-All functions return ``torch.long`` tensors of frame indices.
+FEATURE CLIPS (:func:`clip_starts`, :func:`clip_frames`, :func:`clip_bounds`, :func:`clip_seconds`):
+consecutive frames, a clip every ``stride`` frames from frame 0 while it fits; a video of at most
+``clip_len`` frames gives one clip that repeats its LAST frame (not the loop rule). Plain lists and numpy.
 """
 from __future__ import annotations
 
@@ -15,9 +19,8 @@ import random
 import numpy as np
 import torch
 
-from zoo.preprocess import resample_indices
-
-__all__ = ["span", "loop", "dense_indices", "uniform_clips", "resample_fps", "resample_times", "whole_video_clips"]
+__all__ = ["span", "loop", "dense_indices", "uniform_clips", "resample_indices", "resample_fps", "resample_times",
+           "whole_video_clips", "clip_starts", "clip_frames", "clip_bounds", "clip_seconds"]
 
 
 def span(clip_len: int, stride: int = 1) -> int:
@@ -112,6 +115,18 @@ def resample_times(times, dst_fps: float) -> torch.Tensor:
     return (torch.searchsorted(t, ticks + 1e-6, right=True) - 1).clamp_(0, t.numel() - 1)
 
 
+def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
+    """Indices of the source frames nearest to a ``dst_fps`` timeline (drops or repeats frames): retimed
+    frame ``k`` is source frame ``floor(k * src_fps / dst_fps)``, and the retimed video lasts as long as the
+    source, ``round(num_frames / src_fps * dst_fps)`` frames (at least one). No frames give no indices."""
+    if num_frames <= 0:
+        return torch.zeros(0, dtype=torch.long)
+    duration = num_frames / src_fps
+    n_out = max(1, round(duration * dst_fps))
+    t = torch.arange(n_out, dtype=torch.float64) / dst_fps
+    return (t * src_fps + 1e-6).floor().long().clamp_(0, num_frames - 1)
+
+
 def resample_fps(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tensor:
     """Source frame for each frame of the video retimed to ``dst_fps`` (drops or repeats frames), for a
     constant frame rate; :func:`resample_times` is the same rule on real timestamps.
@@ -122,3 +137,35 @@ def resample_fps(num_frames: int, src_fps: float, dst_fps: float) -> torch.Tenso
     if src_fps <= 0 or dst_fps <= 0 or abs(src_fps - dst_fps) < 1e-3:
         return torch.arange(num_frames)
     return resample_indices(num_frames, src_fps, dst_fps)
+
+
+# ---------------------------------------------------------------- feature clips (quovadis features)
+
+def clip_starts(num_frames: int, clip_len: int, stride: int) -> list[int]:
+    """First frame of each clip: ``0, stride, 2 * stride, ...`` while the clip fits in the video, so the last
+    clip ends at or before the video's end; ``[0]`` for a video of at most ``clip_len`` frames."""
+    _check(num_frames, clip_len, stride)
+    if num_frames <= clip_len:
+        return [0]
+    return list(range(0, num_frames - clip_len + 1, stride))
+
+
+def clip_frames(start: int, clip_len: int, num_frames: int) -> list[int]:
+    """The ``clip_len`` frames of the clip starting at ``start``: ``start, start + 1, ...``, the video's last
+    frame repeated past its end."""
+    return [min(start + i, num_frames - 1) for i in range(clip_len)]
+
+
+def clip_bounds(starts, clip_len: int, num_frames: int) -> np.ndarray:
+    """``(clips, 2)`` int64 ``[start, end)`` frames of the clips starting at ``starts``: ``end`` is
+    ``start + clip_len``, cut at the video's end (a short clip's repeated last frame is not counted)."""
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    return np.stack([starts, np.minimum(starts + clip_len, num_frames)], 1)
+
+
+def clip_seconds(bounds, fps: float) -> np.ndarray:
+    """``[start, end)`` frames -> float64 seconds at ``fps`` frames per second (frame ``i`` starts at
+    ``i / fps``)."""
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return np.asarray(bounds, dtype=np.float64) / float(fps)

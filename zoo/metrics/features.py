@@ -4,10 +4,10 @@
     >>> fx = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Mixed_5c"], clip_len=64, stride=64, pool="mean")
     >>> summary = fx.run("videos/", "features/")        # features/<relative path>.safetensors per video (a.mp4 -> a.mp4.safetensors)
 
-Clips: ``clip_len`` frames starting every ``stride`` frames (frame indices; no resampling), the last clip
-ending at or before the video's end; a video shorter than one clip gives one clip with its last frame
-repeated. Each clip is preprocessed as the model's registry entry says (RGB: short side 256, centre crop
-224, [-1, 1]; flow: the same size, clipped to +-20 px / 20).
+Clips (:mod:`zoo.data.sampling`, ``clip_starts``): ``clip_len`` frames starting every ``stride`` frames (frame
+indices; no resampling), the last clip ending at or before the video's end; a video shorter than one clip
+gives one clip with its last frame repeated. Each clip is preprocessed as the model's registry entry says
+(RGB: short side 256, centre crop 224, [-1, 1]; flow: the same size, clipped to +-20 px / 20).
 
 Endpoints: for I3D models any of :data:`zoo.models.i3d.ENDPOINTS`, exactly what
 :meth:`~zoo.models.i3d.InceptionI3d.extract_endpoints` returns on the same clips; for inflated timm/torchvision
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.data.sampling import clip_bounds, clip_frames, clip_seconds, clip_starts
 from zoo.data.video_folder import list_videos, select_shard
 
 POOLS = ("none", "mean")
@@ -46,19 +47,6 @@ FEATURES_FORMAT = "quovadis.features.v1"
 
 class FeatureError(ValueError):
     """Bad settings or inputs for feature extraction."""
-
-
-def clip_starts(num_frames: int, clip_len: int, stride: int) -> list[int]:
-    """First frame of each clip: ``0, stride, ...`` while the clip fits; ``[0]`` for a short video."""
-    if clip_len < 1 or stride < 1:
-        raise FeatureError(f"--clip-len and --stride must be >= 1, got {clip_len} and {stride}")
-    if num_frames <= clip_len:
-        return [0]
-    return list(range(0, num_frames - clip_len + 1, stride))
-
-
-def clip_frames(start: int, clip_len: int, num_frames: int) -> list[int]:
-    return [min(start + i, num_frames - 1) for i in range(clip_len)]
 
 
 @dataclass
@@ -146,7 +134,8 @@ class FeatureExtractor:
             raise FeatureError("--format npy holds one array per video: give one --endpoint and a one-stream "
                                "model, or use --format safetensors")
         self.clip_len, self.stride, self.pool, self.fmt = clip_len, stride, pool, fmt
-        clip_starts(clip_len, clip_len, stride)  # validates clip_len and stride
+        if clip_len < 1 or stride < 1:
+            raise FeatureError(f"--clip-len and --stride must be >= 1, got {clip_len} and {stride}")
         self.batch_size = batch_size
         if net is None:
             if self.arch == "two_stream_i3d" and isinstance(weights, str):
@@ -232,9 +221,8 @@ class FeatureExtractor:
 
     def _write(self, path: Path, feats: dict[str, torch.Tensor], starts, n: int, fps: float, source: str) -> None:
         from inflate.atomic import atomic_path
-        end = [min(s + self.clip_len, max(n, 1)) for s in starts]
-        frames = np.stack([np.asarray(starts, np.int64), np.asarray(end, np.int64)], 1)
-        timestamps = frames.astype(np.float64) / fps
+        frames = clip_bounds(starts, self.clip_len, n)
+        timestamps = clip_seconds(frames, fps)
         meta = {"format": FEATURES_FORMAT, "settings": json.dumps(self.settings), "num_frames": str(n),
                 "fps": repr(fps), "source": source}
         if self.fmt == "safetensors":
