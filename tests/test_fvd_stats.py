@@ -3,6 +3,7 @@ overlapping videos, merging is commutative and associative, the CLI (`quovadis f
 torchrun-style gloo run on real MP4 files."""
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from zoo.cli.main import main as cli_main
 from zoo.data.synthetic import make_moving_shapes
 from zoo.metrics.frechet import frechet_distance, fvd_from_features
 from zoo.metrics.fvd import FVDError, compute_stats
-from zoo.metrics.fvd_stats import FVDStats, is_stats_file, merge
+from zoo.metrics.fvd_stats import FVDStats, is_stats_file, merge, name_digests
 
 from .fvd_helpers import tiny_fvd_model
 from .test_distributed import free_port
@@ -195,3 +196,254 @@ def test_flat_memory_without_keep_features(videos):
     """Without --keep-features nothing per video is kept but the 16-byte name digests."""
     stats, _ = compute_stats(videos, tiny_fvd_model(), frames=4, workers=0, progress=False)
     assert stats.features is None and stats.video_digests.shape == (8, 16) and stats.outer.dtype == np.float64
+
+
+# ------------------------------------------------------------------ statistics without a network (fast)
+HINT = "write one with `quovadis fvd-stats SRC -o FILE.safetensors`"
+
+
+def test_from_features_sorts_rows_by_name_digest_and_keeps_what_it_was_given():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 3))
+    names = [f"clip{i}.mp4" for i in range(6)]
+    s = FVDStats.from_features(x, {"frames": 16}, names=names, sampling={"side": "real"}, skipped=2)
+    assert s.count == 6 and isinstance(s.count, int) and s.dim == 3 and s.skipped == 2
+    assert s.protocol == {"frames": 16} and s.sampling == {"side": "real"}
+    rows = [bytes(r) for r in s.video_digests]
+    assert rows == sorted(rows) and rows == sorted(bytes(r) for r in name_digests(names))
+    # the features, the names and the digests stay row-aligned, in digest order
+    assert [bytes(r) for r in name_digests(s.names)] == rows
+    order = [names.index(n) for n in s.names]
+    assert s.features.dtype == np.float32
+    np.testing.assert_array_equal(s.features, x[order].astype(np.float32))
+    np.testing.assert_allclose(s.mu, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(s.outer, x.T @ x, rtol=1e-12)
+    assert FVDStats.from_features(x, keep_features=False).features is None
+    unnamed = FVDStats.from_features(x[:3])
+    assert sorted(unnamed.names) == ["video_000000000", "video_000000001", "video_000000002"]
+    assert FVDStats.from_features(x, names=iter(names)).names == s.names  # any iterable of names
+    lean = s.without_features()
+    assert lean.features is None and lean.names == s.names and lean.skipped == 2 and lean.sampling == s.sampling
+    np.testing.assert_array_equal(lean.video_digests, s.video_digests)
+    np.testing.assert_array_equal(lean.sigma, s.sigma)
+
+
+def test_name_digests_are_the_first_16_bytes_of_sha256():
+    import hashlib
+    d = name_digests(["a", "vidéo.mp4", 7])
+    assert d.dtype == np.uint8 and d.shape == (3, 16)
+    assert bytes(d[0]) == hashlib.sha256(b"a").digest()[:16]
+    assert bytes(d[1]) == hashlib.sha256("vidéo.mp4".encode("utf-8")).digest()[:16]
+    assert bytes(d[2]) == hashlib.sha256(b"7").digest()[:16]
+    empty = name_digests([])
+    assert empty.shape == (0, 16) and empty.dtype == np.uint8
+    assert FVDStats.from_features(np.zeros((0, 2))).video_digests.shape == (0, 16)
+
+
+def test_two_videos_are_enough_for_a_covariance():
+    x = np.array([[0.0, 1.0], [2.0, 5.0]])
+    s = FVDStats.from_features(x)
+    np.testing.assert_allclose(s.sigma, np.cov(x, rowvar=False), rtol=1e-12)
+    for n in (0, 1):
+        with pytest.raises(FVDError, match=rf"^FVD needs at least 2 videos per side \(the covariance divides by "
+                                           rf"N - 1\), got {n}$"):
+            FVDStats.from_features(np.ones((n, 2))).sigma
+
+
+def test_from_features_refusals_name_the_rows():
+    with pytest.raises(FVDError, match=r"^features must be \(N, D\), got shape \(2, 3, 4\)$"):
+        FVDStats.from_features(np.zeros((2, 3, 4)))
+    bad = np.zeros((14, 2))
+    bad[[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13], 1] = np.inf
+    with pytest.raises(FVDError, match=r"^non-finite features for videos \[0, 2, 3, 4, 5, 6, 7, 8, 9, 10\] \(of 14\); "
+                                       r"check those inputs$"):
+        FVDStats.from_features(bad)
+    with pytest.raises(FVDError, match=r"^2 names for 3 feature rows$"):
+        FVDStats.from_features(np.zeros((3, 2)), names=["a", "b"])
+
+
+def _stats_meta(path):
+    from safetensors import safe_open
+    with safe_open(str(path), "np") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def test_stats_file_round_trip_keeps_every_field(tmp_path):
+    from zoo.metrics.fvd_stats import STATS_FORMAT, quovadis_version
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    s = FVDStats.from_features(x, {"stride": 2, "frames": 16}, names=list("abcde"), sampling={"side": "fake"},
+                               skipped=3)
+    path = s.save(tmp_path / "deep" / "er" / "s.safetensors")
+    assert path == tmp_path / "deep" / "er" / "s.safetensors" and is_stats_file(path)
+    meta, tensors = _stats_meta(path)
+    assert meta == {"format": STATS_FORMAT, "protocol": '{"frames": 16, "stride": 2}', "sampling": '{"side": "fake"}',
+                    "skipped": "3", "quovadis_version": quovadis_version()}
+    assert STATS_FORMAT == "quovadis.fvd_stats.v2"
+    assert {k: (v.dtype, v.shape) for k, v in tensors.items()} == {
+        "count": (np.float64, (1,)), "sum": (np.float64, (3,)), "sum_outer": (np.float64, (3, 3)),
+        "video_digests": (np.uint8, (5, 16)), "features": (np.float32, (5, 3))}
+    back = FVDStats.load(path)
+    assert back.count == 5 and isinstance(back.count, int) and back.skipped == 3
+    assert back.protocol == {"frames": 16, "stride": 2} and back.sampling == {"side": "fake"}
+    np.testing.assert_array_equal(back.total, s.total)
+    np.testing.assert_array_equal(back.outer, s.outer)
+    np.testing.assert_array_equal(back.video_digests, s.video_digests)
+    np.testing.assert_array_equal(back.features, s.features)
+    # without features there is no features tensor; a protocol's own version is the one recorded
+    lean = FVDStats.from_features(x, {"quovadis_version": "0.0.7"}, keep_features=False)
+    meta, tensors = _stats_meta(lean.save(tmp_path / "lean.safetensors"))
+    assert "features" not in tensors and meta["quovadis_version"] == "0.0.7" and meta["skipped"] == "0"
+    assert meta["sampling"] == "{}"
+    back = FVDStats.load(tmp_path / "lean.safetensors")
+    assert back.features is None and back.skipped == 0 and back.sampling == {}
+
+
+def test_quovadis_version_of_a_source_tree(monkeypatch):
+    """Not installed (no package metadata): the version is inflate's."""
+    import importlib.metadata
+
+    import inflate
+    from zoo.metrics.fvd_stats import quovadis_version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    assert quovadis_version() == importlib.metadata.version("quovadis")
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert quovadis_version() == inflate.__version__
+
+
+def _write_raw(path, tensors, meta):
+    from safetensors.numpy import save_file
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def _good(count=2, d=3):
+    return ({"count": np.array([count], np.float64), "sum": np.zeros(d), "sum_outer": np.zeros((d, d)),
+             "video_digests": np.zeros((count, 16), np.uint8)},
+            {"format": "quovadis.fvd_stats.v2", "protocol": "{}", "sampling": "{}", "skipped": "0"})
+
+
+def test_stats_load_names_each_damage(tmp_path):
+    from zoo.metrics.fvd_stats import STATS_FORMAT
+
+    def refused(tensors, meta, pattern):
+        p = _write_raw(tmp_path / "f.safetensors", tensors, meta)
+        with pytest.raises(FVDError, match="^" + pattern.replace("PATH", re.escape(str(p))) + "$"):
+            FVDStats.load(p)
+
+    t, m = _good()
+    p = _write_raw(tmp_path / "ok.safetensors", t, {k: v for k, v in m.items() if k != "skipped"})
+    assert FVDStats.load(p).skipped == 0 and FVDStats.load(p).count == 2  # files without a skipped count
+    (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(FVDError, match=rf"^{re.escape(str(tmp_path / 'junk.safetensors'))} is not an FVD statistics "
+                                       rf"file \(.+\); {re.escape(HINT)}$"):
+        FVDStats.load(tmp_path / "junk.safetensors")
+    refused(t, None, rf"PATH is not an FVD statistics file, not {STATS_FORMAT}; {re.escape(HINT)}")
+    refused(t, {"format": "other"}, rf"PATH is not an FVD statistics file, not {STATS_FORMAT}; {re.escape(HINT)}")
+    refused(t, {"format": "quovadis.fvd_stats.v1"}, rf"PATH is an older FVD statistics file \(quovadis.fvd_stats.v1\), "
+                                                     rf"not {STATS_FORMAT}; {re.escape(HINT)}")
+    refused({k: v for k, v in t.items() if k in ("count", "sum")}, m,
+            rf"PATH: FVD statistics file lacks tensors \['sum_outer', 'video_digests'\]; {re.escape(HINT)}")
+    for key, value, err in [("protocol", "{", "JSONDecodeError"), ("skipped", "x", "ValueError"),
+                            ("sampling", None, "KeyError"), ("protocol", None, "KeyError")]:
+        meta = {k: v for k, v in m.items() if k != key}
+        if value is not None:
+            meta[key] = value
+        refused(t, meta, rf"PATH: damaged FVD statistics metadata \({err}: .*\); {re.escape(HINT)}")
+    refused({**t, "count": np.zeros(0)}, m, rf"PATH: damaged FVD statistics metadata \(IndexError: .*\); "
+                                            rf"{re.escape(HINT)}")
+    for key in ("protocol", "sampling"):
+        refused(t, {**m, key: "[1]"}, rf"PATH: damaged FVD statistics metadata \(protocol/sampling are not objects\); "
+                                      rf"{re.escape(HINT)}")
+    refused({**t, "sum_outer": np.zeros((3, 2))}, m,
+            r"PATH: inconsistent shapes: sum \(3,\), sum_outer \(3, 2\), video_digests \(2, 16\) for count 2; "
+            r"the file is damaged, recompute it")
+    refused({**t, "video_digests": np.zeros((3, 16), np.uint8)}, m,
+            r"PATH: inconsistent shapes: sum \(3,\), sum_outer \(3, 3\), video_digests \(3, 16\) for count 2; "
+            r"the file is damaged, recompute it")
+    refused({**t, "features": np.zeros((2, 4), np.float32)}, m,
+            r"PATH: features \(2, 4\), expected \(2, 3\); recompute the file")
+    back = FVDStats.load(_write_raw(tmp_path / "f2.safetensors", {**t, "features": np.ones((2, 3), np.float32)}, m))
+    np.testing.assert_array_equal(back.features, np.ones((2, 3), np.float32))
+
+
+def test_is_stats_file_reads_the_format_of_any_version(tmp_path):
+    t, m = _good()
+    assert is_stats_file(_write_raw(tmp_path / "now.safetensors", t, m))
+    assert is_stats_file(_write_raw(tmp_path / "OLD.SAFETENSORS", t, {**m, "format": "quovadis.fvd_stats.v1"}))
+    assert not is_stats_file(_write_raw(tmp_path / "weights.safetensors", t, {"format": "pt"}))
+    assert not is_stats_file(_write_raw(tmp_path / "bare.safetensors", t, None))
+    _write_raw(tmp_path / "stats.npy", t, m)
+    assert not is_stats_file(tmp_path / "stats.npy")  # a stats file by content, but not by name
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert not is_stats_file(tmp_path / "junk.safetensors")
+    assert not is_stats_file(tmp_path / "missing.safetensors")
+    (tmp_path / "dir.safetensors").mkdir()
+    assert not is_stats_file(tmp_path / "dir.safetensors")
+
+
+def test_protocol_check_names_every_difference_but_the_version():
+    from zoo.metrics.fvd_stats import check_protocols, protocol_difference
+    a = {"frames": 16, "stride": 1, "quovadis_version": "0.1.0", "weights": "w"}
+    b = {"frames": 128, "stride": 1, "quovadis_version": "0.2.0", "precision": "fp32", "weights": "w"}
+    assert protocol_difference(a, b) == {"frames": (16, 128), "precision": (None, "fp32")}
+    check_protocols(a, {**a, "quovadis_version": "9"})  # a new release does not invalidate published statistics
+    with pytest.raises(FVDError, match=r"^REAL and FAKE were computed under different protocols \(frames: REAL 16 vs "
+                                       r"FAKE 128; precision: REAL None vs FAKE 'fp32'\); recompute one side with the "
+                                       r"other's settings \(e\.g\. --protocol/--frames/--stride/--weights\)$"):
+        check_protocols(a, b)
+    with pytest.raises(FVDError, match=r"^mine and theirs were computed .*\(stride: mine 1 vs theirs 2\)"):
+        check_protocols(a, {**a, "stride": 2}, ("mine", "theirs"))
+
+
+def _named(names, d=2, protocol=None, sampling=None, seed=0, **kw):
+    x = np.random.default_rng(seed).normal(size=(len(names), d))
+    return FVDStats.from_features(x, protocol or {"p": 1}, names=names, sampling=sampling, **kw)
+
+
+def test_merge_keeps_sides_counts_and_names():
+    a = _named(["a", "b"], sampling={"side": "real", "clip_offset": "start"}, skipped=1)
+    b = _named(["c"], sampling={"side": "real", "clip_offset": "start"}, seed=1, skipped=2)
+    m = merge([a, b])
+    assert m.count == 3 and m.skipped == 3 and m.protocol == {"p": 1} and m.protocol is not a.protocol
+    assert m.sampling == {"side": "real", "clip_offset": "start"} and m.sampling is not a.sampling
+    assert sorted(m.names) == ["a", "b", "c"] and [bytes(r) for r in name_digests(m.names)] == \
+        [bytes(r) for r in m.video_digests]
+    np.testing.assert_array_equal(m.total, a.total + b.total)
+    np.testing.assert_array_equal(m.outer, a.outer + b.outer)
+    assert merge([a, b.without_features()]).features is None  # features are kept only if every part has them
+    unnamed = FVDStats(b.count, b.total, b.outer, b.protocol, b.sampling, b.video_digests, b.features)
+    assert merge([a, unnamed]).names is None and merge([unnamed]).names is None
+    one = merge([a])
+    assert one.count == 2 and one.names == a.names
+    np.testing.assert_array_equal(one.features, a.features)
+    # many videos: sorted digests often share leading bytes, yet only equal digests are duplicates
+    many = merge([_named([f"v{i}" for i in range(0, 300, 2)]), _named([f"v{i}" for i in range(1, 300, 2)])])
+    assert many.count == 300
+
+
+def test_merge_refusals_name_the_parts():
+    with pytest.raises(FVDError, match="^nothing to merge$"):
+        merge([])
+    with pytest.raises(FVDError, match=r"^part 0 and part 1 were computed under different protocols \(p: part 0 1 vs "
+                                       r"part 1 2\)"):
+        merge([_named(["a"]), _named(["b"], protocol={"p": 2})])
+    real = _named(["a"], sampling={"side": "real", "clip_offset": "random"})
+    fake = _named(["b"], sampling={"side": "fake", "clip_offset": "start"})
+    with pytest.raises(FVDError, match=r"^R and F sample clips differently \(\{'side': 'real', 'clip_offset': "
+                                       r"'random'\} vs \{'side': 'fake', 'clip_offset': 'start'\}\): one is the real "
+                                       r"side and the other the fake side of a protocol; merge one side only$"):
+        merge([real, fake], labels=iter(["R", "F"]))
+    assert merge([_named(["a"], sampling={"side": "real"}), _named(["b"], sampling={"side": "fake"})]).count == 2
+    with pytest.raises(FVDError, match=r"^part 0 and part 2 hold 2-d and 3-d features$"):
+        merge([_named(["a"]), _named(["b"]), _named(["c"], d=3)])
+    with pytest.raises(FVDError, match=r"^1 videos appear in more than one part \(part 0 and part 1\): the same video "
+                                       r"would count twice; merge disjoint shards \(--shard K/N of one listing\)$"):
+        merge([_named(["a"]), _named(["a"], seed=1)])
+    with pytest.raises(FVDError, match=r"^2 videos appear in more than one part \(x and z, y and z\): "):
+        merge([_named(["a", "q"]), _named(["b", "r"]), _named(["a", "b", "s"])], labels=["x", "y", "z"])
+    seven = [_named(["same"], seed=i) for i in range(7)]
+    with pytest.raises(FVDError, match=r"^6 videos appear in more than one part \(part 0 and part 1, part 1 and part 2, "
+                                       r"part 2 and part 3, part 3 and part 4, part 4 and part 5\): "):
+        merge(seven)
