@@ -42,6 +42,8 @@ def test_urls_at_the_pinned_commit_or_a_mirror(monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, "  file:///srv/kinetics-i3d//  ")
     assert release.base_url() == "file:///srv/kinetics-i3d"
     assert release.file_url("rgb_imagenet", INDEX) == f"file:///srv/kinetics-i3d/data/checkpoints/rgb_imagenet/{INDEX}"
+    monkeypatch.setenv(MIRROR_ENV, "http://host/MIRROR-XX/")  # only the slashes go
+    assert release.base_url() == "http://host/MIRROR-XX"
 
 
 @pytest.mark.parametrize("variant", sorted(PINS["checkpoints"]))
@@ -79,6 +81,9 @@ def test_a_tampered_index_is_named_with_what_differs(tmp_path, monkeypatch):
                        + re.escape(f"The mirror http://mirror.example ({MIRROR_ENV}) does not hold the release's file "
                                    f"at commit {PINS['commit'][:12]}: fix or unset it. Nothing was cached.")):
         release.verify_index("rgb_imagenet", bad, "http://m/x")
+    with pytest.raises(VerificationError, match="^" + _say("rgb_imagenet", bad, "sha256",  # no URL: the file
+                                                           hashlib.sha256(flipped).hexdigest(), pin.sha256)):
+        release.verify_index("rgb_imagenet", bad)
 
 
 def test_a_data_shard_is_checked_by_size_then_blob_id(tmp_path):
@@ -92,6 +97,8 @@ def test_a_data_shard_is_checked_by_size_then_blob_id(tmp_path):
     with pytest.raises(VerificationError, match=re.escape(f"http://u: {DATA} of flow_scratch has git blob id {blob}, "
                                                           f"but the release pins {pin.git_blob_sha1}. ")):
         release.verify_data("flow_scratch", shard, 10, "http://u")
+    with pytest.raises(VerificationError, match="^" + re.escape(f"{shard}: {DATA} of flow_scratch has git blob id ")):
+        release.verify_data("flow_scratch", shard, 10)
 
 
 def test_an_empty_index_has_an_empty_shard(tmp_path):

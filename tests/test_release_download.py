@@ -3,6 +3,7 @@ see tests/real_weights.py) and the real pins, served by a local HTTP server on 1
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -375,3 +376,81 @@ def test_what_counts_as_unreachable():
     for error in (TimeoutError("timed out"), ConnectionResetError(104, "reset"), OSError(errno.ENOSPC, "full"),
                   URLError("no scheme"), raised_from(RuntimeError("wrapped"), TimeoutError()), None):
         assert not unreachable(error), error
+
+
+# ---------------------------------------------------------------------------------------------------- fetch_checkpoint
+
+def _fetch(tmp_path, **kw):
+    from zoo.weights.release import fetch_checkpoint
+    return fetch_checkpoint("rgb_scratch", tmp_path / "ckpt", **kw)
+
+
+@pytest.mark.parametrize("which", [INDEX_PATH, DATA_PATH])
+def test_fetch_checkpoint_names_the_url_of_a_tampered_file_and_keeps_nothing(release, tree, tmp_path, which):
+    from zoo.weights.release import VerificationError
+    data = (tree / which).read_bytes()
+    release.replace(which, _flip(data, len(data) // 2))
+    what = "sha256" if which == INDEX_PATH else "git blob id"
+    with pytest.raises(VerificationError, match="^" + re.escape(f"{release.url}/{which}: {Path(which).name} of "
+                                                                f"rgb_scratch has {what} ")):
+        _fetch(tmp_path, quiet=True)
+    kept = sorted(p.name for p in (tmp_path / "ckpt").iterdir() if not p.name.endswith(".lock"))
+    assert kept == ([] if which == INDEX_PATH else [INDEX])  # a verified index stays for the next try
+    assert len(release.gets(DATA_PATH)) == (0 if which == INDEX_PATH else 1)
+
+
+def test_fetch_checkpoint_checks_an_index_left_by_an_earlier_run(release, tree, tmp_path):
+    from zoo.weights.release import VerificationError
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / INDEX).write_bytes((tree / INDEX_PATH).read_bytes()[:-1])
+    with pytest.raises(VerificationError, match="^" + re.escape(f"{tmp_path / 'ckpt' / INDEX}: {INDEX} of rgb_scratch "
+                                                                "has size 10952, but the release pins 10953")):
+        _fetch(tmp_path, quiet=True)
+    assert release.requests == []
+
+
+@pytest.mark.parametrize("which", [INDEX_PATH, DATA_PATH])
+@pytest.mark.parametrize("extra", [0, 7])
+def test_fetch_checkpoint_knows_each_files_size_before_asking(release, tree, tmp_path, which, extra):
+    """A ``.incomplete`` file a killed run left complete is kept without a request; one longer than the released
+    file (a server that sent more) is started again from byte 0: both need the size before the request."""
+    data = (tree / which).read_bytes()
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / f"{Path(which).name}.incomplete").write_bytes(data + b"\0" * extra)
+    assert _fetch(tmp_path, quiet=True) == tmp_path / "ckpt" / "model.ckpt"
+    assert (tmp_path / "ckpt" / Path(which).name).read_bytes() == data
+    assert [g[2] for g in release.gets(which)] == ([] if extra == 0 else [None])
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_fetch_checkpoint_progress_names_the_variant_on_a_terminal_unless_quiet(release, tmp_path, monkeypatch, quiet):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    seen = bytearray()
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    with open(sub, "w", closefd=True) as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        _fetch(tmp_path, quiet=quiet)
+        terminal.flush()
+        monkeypatch.undo()
+    reader.join(timeout=5)
+    os.close(main)
+    for name in (INDEX, DATA):
+        assert (f"rgb_scratch/{name}".encode() in seen) != quiet, bytes(seen)[-500:]
