@@ -447,7 +447,7 @@ def test_fetch_checkpoint_progress_names_the_variant_on_a_terminal_unless_quiet(
     monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
     with open(sub, "w", closefd=True) as terminal:
         monkeypatch.setattr(sys, "stderr", terminal)
-        _fetch(tmp_path, quiet=quiet)
+        _fetch(tmp_path, **({"quiet": True} if quiet else {}))  # progress is the default
         terminal.flush()
         monkeypatch.undo()
     reader.join(timeout=5)
