@@ -142,3 +142,48 @@ def test_tf1_resize_refuses_empty_sizes_and_never_returns_its_input():
         resize_bilinear_tf1(torch.rand(0, 3, 3), (2, 2))
     same = resize_bilinear_tf1(x, (2, 3))
     assert torch.equal(same, x) and same.data_ptr() != x.data_ptr()
+
+
+def test_frechet_refuses_statistics_of_different_sizes():
+    from zoo.metrics.fvd_stats import FVDError
+    mu, sigma = np.zeros(3), np.eye(3)
+    with pytest.raises(FVDError, match=r"^statistics differ in size: mu \(3,\) vs \(2,\), sigma \(3, 3\) vs \(3, 3\)$"):
+        frechet_distance(mu, sigma, np.zeros(2), sigma)
+    with pytest.raises(FVDError, match=r"^statistics differ in size: mu \(3,\) vs \(3,\), sigma \(3, 3\) vs \(2, 2\)$"):
+        frechet_distance(mu, sigma, mu, np.eye(2))
+
+
+def test_frechet_is_computed_in_float64_whatever_the_input_dtype():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(9, 4)).astype(np.float32), rng.normal(1, 2, size=(7, 4)).astype(np.float32)
+    mu1, mu2 = x.mean(0), y.mean(0)
+    s1, s2 = np.cov(x, rowvar=False).astype(np.float32), np.cov(y, rowvar=False).astype(np.float32)
+    want = frechet_distance(*(a.astype(np.float64) for a in (mu1, s1, mu2, s2)))
+    assert frechet_distance(mu1, s1, mu2, s2) == want
+    assert fvd_from_features(x, y) == fvd_from_features(x.astype(np.float64), y.astype(np.float64))
+
+
+def test_square_root_keeps_singular_values_below_1e10_as_tfgan():
+    """tfgan keeps singular values below 1e-10 as they are (no sqrt) and takes the sqrt from 1e-10 on."""
+    from zoo.metrics.frechet import trace_sqrt_product
+
+    from .tf_fvd_reference import trace_sqrt_product as tfgan_trace_sqrt_product
+    for v in ([1e-10, 1.0, 4.0], [5e-11, 1.0, 2.0], [0.99e-10, 1.01e-10, 0.5]):
+        a, b = np.diag(v), np.eye(3)
+        want = float(tfgan_trace_sqrt_product(a, b))
+        got = float(trace_sqrt_product(torch.from_numpy(a), torch.from_numpy(b)))
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15), v
+    # 1e-10 is square-rooted (twice: 1e-5, then sqrt(1e-5 * 1 * 1e-5) = 1e-5); 5e-11 is kept (twice: 5e-11, then
+    # 5e-11 * 1 * 5e-11 = 2.5e-21)
+    eye = torch.eye(2, dtype=torch.float64)
+    got = trace_sqrt_product(torch.diag(torch.tensor([1e-10, 5e-11], dtype=torch.float64)), eye)
+    assert float(got) == pytest.approx(1e-5 + 2.5e-21, rel=1e-12)
+
+
+def test_tf1_resize_refuses_an_empty_width_or_height_alone():
+    from zoo.metrics.tf_resize import resize_bilinear_tf1
+    for shape in [(3, 0, 3), (0, 3, 3)]:
+        with pytest.raises(ValueError, match=rf"^cannot resize images of shape \({shape[0]}, {shape[1]}, 3\) to 2x2$"):
+            resize_bilinear_tf1(torch.rand(shape), (2, 2))
+    with pytest.raises(ValueError, match=r"^cannot resize images of shape \(3, 0, 2\) to 2x2$"):
+        resize_bilinear_tf1(torch.rand(3, 0, 2), 2, channels_last=False)
