@@ -49,7 +49,10 @@ def _randint(high: int, rng) -> int:
         return int(rng.integers(0, high + 1))
     if isinstance(rng, random.Random):
         return rng.randint(0, high)
-    return int(torch.randint(0, high + 1, (1,), generator=rng).item())
+    if rng is None or isinstance(rng, torch.Generator):
+        return int(torch.randint(0, high + 1, (1,), generator=rng).item())
+    raise TypeError("start must be an int, None, 'random' or a random generator (torch, numpy or random.Random), "
+                    f"got {rng!r}")
 
 
 def dense_indices(num_frames: int, clip_len: int, stride: int = 1, start=None) -> torch.Tensor:
@@ -100,7 +103,8 @@ def resample_times(times, dst_fps: float) -> torch.Tensor:
     ``k / dst_fps``, the last one whose time is ``<= k / dst_fps`` (FFmpeg's ``fps`` filter, rounding down).
     A variable-frame-rate file thus repeats a frame where a timestamp is missing. The retimed video lasts
     as long as the source: ``round(duration * dst_fps)`` frames, the duration being the last frame's time
-    plus one median frame interval (a single frame gives one), rounded half up. For a constant rate this
+    plus one median frame interval (the lower middle one of an even count, as ``torch.median``; a single
+    frame lasts one retimed frame), rounded half up. For a constant rate this
     equals :func:`resample_fps`, except that at an exact half their lengths may differ by one frame (that
     function rounds float noise; property-tested)."""
     t = torch.as_tensor(np.asarray(times, dtype=np.float64))
