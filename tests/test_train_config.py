@@ -117,3 +117,135 @@ def test_numbers_round_trip_through_overrides_and_config_json(lr, epochs):
     cfg = load_config(None, [f"optim.lr={lr!r}", f"epochs={epochs}"])
     assert cfg.optim.lr == lr and type(cfg.optim.lr) is float and cfg.epochs == epochs
     assert from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+# ---------------------------------------------------------------- every refused setting names its key and fix
+
+@pytest.mark.parametrize("override, message", [
+    ("finetune=half", "config key 'finetune' expects one of full, fixed, got 'half'"),
+    ("optim.name=adam", "config key 'optim.name' expects one of sgd, adamw, got 'adam'"),
+    ("optim.schedule=poly", "config key 'optim.schedule' expects one of cosine, step, constant, got 'poly'"),
+    ("data.format=avi", "config key 'data.format' expects one of ucf101, hmdb51, kinetics, csv, folders, got 'avi'"),
+    ("data.modality=depth", "data.modality must be 'rgb' or 'flow', got 'depth'"),
+    ("data.test_clips=0", "data.test_clips must be a positive integer or 'all', got 0"),
+    ("data.val_fraction=1", "data.val_fraction must be in [0, 1), got 1.0"),
+    ("data.val_fraction=-0.1", "data.val_fraction must be in [0, 1), got -0.1"),
+    ("precise_bn=-1", "precise_bn is a number of training batches (0: off), got -1"),
+    ("protocol=tsn", "unknown protocol 'tsn'; known: ['i3d'] (or leave it unset)"),
+    ("protocol=3", "unknown protocol 3; known: ['i3d'] (or leave it unset)"),
+    ("protocol=[i3d]", "unknown protocol ['i3d']; known: ['i3d'] (or leave it unset)"),
+    ("=3", "override '=3' is not KEY=VALUE (for example optim.lr=0.01)"),
+    ("model.kwargs=3", "config key 'model.kwargs' expects dict[str, Any], got 3"),
+    ("optim.step_epochs=3", "config key 'optim.step_epochs' expects list[int], got 3"),
+    ("data.classes=[a,[b]]", "config key 'data.classes' expects str | list[str] | None (a class map file or the "
+                             "class names), got ['a', ['b']]"),
+    ("optim=null", "config key 'optim' expects a section of keys (name, lr, momentum, weight_decay, ...), got null; "
+                   "set its keys instead, e.g. optim.name=..."),
+    # a list where a mapping is declared, and the other way round (OmegaConf's merge names no key)
+    ("model.kwargs=[1]", "config key 'model.kwargs' expects dict[str, Any], got [1]"),
+    ("optim.step_epochs.x=1", "config key 'optim.step_epochs' expects list[int], got {'x': 1}"),
+])
+def test_each_refusal_is_one_exact_line(override, message):
+    with pytest.raises(ValueError) as e:
+        load_config(None, [override])
+    assert type(e.value).__name__ == "ConfigError" and str(e.value) == message
+
+
+def test_modality_both_is_refused_with_the_two_run_recipe():
+    with pytest.raises(ValueError) as e:
+        load_config(None, ["data.modality=both"])
+    assert str(e.value).startswith("data.modality='both' does not train both streams in one run; train the two "
+                                   "streams as two runs, e.g. `quovadis train --config c.yaml data.modality=rgb")
+    assert "`quovadis evaluate --run runs/rgb --fuse runs/flow` (logits summed)" in str(e.value)
+
+
+def test_boundary_values_are_accepted():
+    cfg = load_config(None, ["data.test_clips=1", "data.val_fraction=0", "precise_bn=0", "data.val_list=v.csv"])
+    assert (cfg.data.test_clips, cfg.data.val_fraction, cfg.precise_bn, cfg.data.val_list) == (1, 0.0, 0, "v.csv")
+    cfg = load_config(None, ["data.test_clips=all", "data.val_fraction=0.99", "data.modality=flow"])
+    assert (cfg.data.test_clips, cfg.data.val_fraction, cfg.data.modality) == ("all", 0.99, "flow")
+    with pytest.raises(ValueError, match=r"^set data.val_fraction or data.val_list, not both$"):
+        load_config(None, ["data.val_fraction=0.2", "data.val_list=v.csv"])
+
+
+def test_the_i3d_preset_sets_the_whole_protocol_and_nothing_else():
+    default, i3d = load_config(), load_config(None, ["protocol=i3d"])
+    changed = {k: v for k, v in i3d.to_dict()["data"].items() if default.to_dict()["data"][k] != v}
+    assert changed == {"fps": 25.0, "multiscale": False, "test_clips": "all"}   # the rest of PROTOCOLS["i3d"]
+    want = {"fps": 25.0, "short_side": 256, "size": 224, "multiscale": False, "flip": True, "clip_len": 64,
+            "stride": 1, "test_clips": "all", "test_crops": 1}                  # equals the defaults today
+    assert {k: i3d.to_dict()["data"][k] for k in want} == want
+    d, p = default.to_dict(), i3d.to_dict()
+    assert [k for k in d if k != "data" and d[k] != p[k]] == ["protocol"]
+    # from_dict (a run's config.json) applies no preset: the stored values are the run's values
+    assert from_dict({"protocol": "i3d"}).data.fps is None
+    with pytest.raises(ValueError, match=r"^unknown protocol 'x'; known: \['i3d'\] \(or leave it unset\)$"):
+        from_dict({"protocol": "x"})
+
+
+# ---------------------------------------------------------------- config files
+
+def test_config_files_of_each_format_are_read(tmp_path):
+    assert load_config(write(tmp_path / "c.yml", "epochs: 3\n")).epochs == 3
+    assert load_config(write(tmp_path / "c.json", '{"epochs": 4, "optim": {"lr": 0.5}}')).optim.lr == 0.5
+    assert load_config(write(tmp_path / "d.json", '{"epochs": 4}')).epochs == 4
+    assert load_config(write(tmp_path / "c.toml", "epochs = 5\n")).epochs == 5
+    assert load_config(write(tmp_path / "e.yaml", "")) == TrainConfig()        # an empty file: the defaults
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("c.yml", "epochs: [1\n", "is not valid YML: while parsing a flow sequence"),
+    ("c.toml", "epochs = \n", "is not valid TOML: Invalid value (at line 1, column 10)"),
+    ("c.json", '{"epochs": 3', "is not valid JSON: Expecting ',' delimiter: line 1 column 13 (char 12)"),
+    ("c.json", "[3]", "must be a mapping of keys (out, model, data, optim, ...), got list"),
+    ("c.toml", "", None),
+    ("c.YML", "epochs: 3\n", ": use .yaml, .toml or .json"),
+    ("c.cfg", "epochs: 3\n", ": use .yaml, .toml or .json"),
+])
+def test_bad_config_files_are_named(tmp_path, name, text, message):
+    path = write(tmp_path / name, text)
+    if message is None:
+        assert load_config(path) == TrainConfig()
+        return
+    with pytest.raises(ValueError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"config {path}") and message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^config file .*nope\.yaml does not exist$"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("text, message", [
+    # TOML dates are values OmegaConf cannot hold: each is named at its key, with the type declared there
+    ("epochs = 1979-05-27\n", "config key 'epochs' expects int, got datetime.date(1979, 5, 27)"),
+    ("[data]\nroot = 1979-05-27\n", "config key 'data.root' expects str, got datetime.date(1979, 5, 27)"),
+    ("data = 1979-05-27\n", "config key 'data' expects a section of keys (format, root, annotations, split, ...), "
+                            "got datetime.date(1979, 5, 27); set its keys instead, e.g. data.format=..."),
+    ("[model.kwargs]\na = 1979-05-27\n", "config key 'model.kwargs.a': Value 'date' is not a supported primitive type"),
+    ("[optim.step_epochs]\nx = 1\n", "config key 'optim.step_epochs' expects list[int], got {'x': 1}"),
+])
+def test_toml_values_of_the_wrong_kind_are_named(tmp_path, text, message):
+    with pytest.raises(ValueError) as e:
+        load_config(write(tmp_path / "c.toml", text))
+    assert type(e.value).__name__ == "ConfigError" and str(e.value) == message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("null: 1\n", ": Incompatible key type 'NoneType'"),
+    ("data: {null: 1}\n", ": Incompatible key type 'NoneType' (at key 'data')"),
+])
+def test_yaml_keys_omegaconf_cannot_hold_are_refused_in_one_line(tmp_path, text, message):
+    path = write(tmp_path / "c.yaml", text)
+    with pytest.raises(ValueError) as e:
+        load_config(path)
+    assert type(e.value).__name__ == "ConfigError" and str(e.value) == f"config {path}{message}"
+
+
+def test_from_dict_refuses_what_json_cannot_hold_in_one_line():
+    with pytest.raises(ValueError) as e:
+        from_dict({None: 1})
+    assert type(e.value).__name__ == "ConfigError" and str(e.value) == "config: Incompatible key type 'NoneType'"
+    with pytest.raises(ValueError, match=r"^the config must be a mapping of keys \(out, model, .*got list$"):
+        from_dict([1])

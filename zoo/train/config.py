@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 
@@ -191,6 +191,9 @@ def read_config_file(path: str | Path) -> DictConfig:
             return _as_config(json.loads(p.read_text()), f"config {p}")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"config {p} is not valid {p.suffix[1:].upper()}: {' '.join(str(e).split())}") from e
+    except OmegaConfBaseException as e:  # a YAML key OmegaConf cannot hold (null)
+        where = f" (at key {e.full_key!r})" if e.full_key else ""
+        raise ConfigError(f"config {p}: {_one_line(e)}{where}") from e
     raise ConfigError(f"config {p}: use .yaml, .toml or .json")
 
 
@@ -226,15 +229,30 @@ def _as_config(data, source: str) -> DictConfig:
 
 def _typed(user: DictConfig, preset: dict | None = None) -> TrainConfig:
     """``user`` over ``preset`` over the defaults, checked against the dataclasses' types, then validated."""
-    for f in fields(TrainConfig):  # a section given a scalar ("data=3"): OmegaConf's merge error names no key
-        if is_dataclass(declared_type(f.name)) and f.name in user and not isinstance(user.get(f.name), DictConfig):
-            raise _section_error(f.name, user.get(f.name))
+    _check_containers(user)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), preset or {}, user)
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise _config_error(e, user) from e
     return validate(cfg)
+
+
+def _check_containers(node: DictConfig, prefix: str = "") -> None:
+    """Refuse a section given a scalar ("data=3"), a mapping given a list ("model.kwargs=[1]") or a list given
+    a mapping ("optim.step_epochs.x=1"): OmegaConf's merge errors for these name no key."""
+    for k in node.keys():
+        key = f"{prefix}{k}"
+        t, value = declared_type(key), node.get(k)
+        if is_dataclass(t):
+            if not isinstance(value, DictConfig):
+                raise _section_error(key, value)
+            _check_containers(value, key + ".")
+        elif t is not None and isinstance(value, (DictConfig, ListConfig)):
+            kinds = {get_origin(a) or a for a in (t, *get_args(t))}
+            if (dict if isinstance(value, DictConfig) else list) not in kinds:
+                raise ConfigError(f"config key {key!r} expects {type_name(t)}, got "
+                                  f"{_show(OmegaConf.to_container(value))}")
 
 
 def _config_error(e: OmegaConfBaseException, given) -> ConfigError:
