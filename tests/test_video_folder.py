@@ -215,3 +215,159 @@ def test_two_whole_overlapping_runs_leave_one_whole_folder_and_no_private_ones(t
     assert (result["done"], b["done"]) == (1, 1) and not result["failed"] and not b["failed"]
     assert read_flow(out / "long.mp4").shape == (47, 160, 160, 2)
     assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]
+
+
+# ---------------------------------------------------------------- the lister's rules, one by one
+
+def test_output_path_appends_the_suffix_to_the_name_with_its_extension():
+    from zoo.data.video_folder import Video, output_path
+    assert output_path("OUT", "sub/a.mp4", ".safetensors") == Path("OUT/sub/a.mp4.safetensors")
+    assert output_path(Path("OUT"), "a.mp4") == Path("OUT/a.mp4")                   # flow: a folder per video
+    v = Video("sub/a.mp4", Path("src/sub/a.mp4"), "file")
+    assert v.output_path("OUT") == Path("OUT/sub/a.mp4")
+    assert v.output_path("OUT", ".npy") == Path("OUT/sub/a.mp4.npy")
+
+
+def test_a_video_file_is_counted_timed_and_read(tmp_path):
+    path = write_clip(tmp_path / "Clip.MP4", n=5)                 # the extension in any case
+    (v,) = list_videos(path)
+    assert (v.name, v.path, v.kind, v.index) == ("Clip.MP4", path, "file", 0)
+    assert v.num_frames() == 5 and v.fps() == 25.0
+    np.testing.assert_allclose(v.frame_times(), np.arange(5) / 25.0)
+    assert v.read([4, 0]).shape == (2, 32, 32, 3) and v.read().shape == (5, 32, 32, 3)
+    assert [x.name for x in list_videos(tmp_path)] == ["Clip.MP4"]
+
+
+def test_a_folder_of_frames_is_read_in_file_name_order_at_25_fps(tmp_path):
+    d = tmp_path / "clip"
+    for i in (2, 0, 1):
+        write_image(d / f"img_{i}.PNG", seed=i)                    # image extensions in any case
+    (d / "notes.txt").write_text("not a frame")
+    (d / "sub.jpg").mkdir()                                        # a folder named like an image is no frame
+    (v,) = list_videos(tmp_path)
+    assert (v.name, v.kind) == ("clip", "frames")
+    assert v.num_frames() == 3 and v.fps() == 25.0
+    np.testing.assert_array_equal(v.frame_times(), np.arange(3) / 25.0)
+    frames = v.read()
+    assert frames.dtype == torch.uint8 and frames.shape == (3, 24, 24, 3)
+    from PIL import Image
+    with Image.open(d / "img_2.PNG") as im:
+        np.testing.assert_array_equal(v.read([2]).numpy()[0], np.asarray(im.convert("RGB")))
+    np.testing.assert_array_equal(v.read(range(3)).numpy(), frames.numpy())
+
+
+def test_a_folder_of_frames_names_what_it_cannot_read(tmp_path):
+    from zoo.data.decode import VideoDecodeError
+    d = tmp_path / "clip"
+    write_image(d / "a.png")
+    write_image(d / "b.png")
+    (v,) = list_videos(tmp_path)
+    with pytest.raises(VideoDecodeError, match=r"clip: has 2 frames, frame 2 asked$"):
+        v.read([0, 2, 5])
+    (d / "c.png").write_bytes(b"not a png")
+    with pytest.raises(VideoDecodeError, match=r"^cannot read frame image .*c\.png: "):
+        v.read([2])
+    from PIL import Image
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "c.png")
+    assert v.read([2]).shape == (1, 8, 8, 3)
+    with pytest.raises(VideoDecodeError, match=r"clip: frame images differ in size$"):
+        v.read([0, 2])
+
+
+def test_array_sources_name_entries_by_stem_and_index(tmp_path):
+    from zoo.data import video_folder as VF
+    arr = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 5, 3), dtype=np.uint8)
+    with open(tmp_path / "one.NPZ", "wb") as f:                    # the extension in any case
+        np.savez(f, anything=arr)                                  # one array: whatever its name
+    np.savez(tmp_path / "named.npz", videos=arr, labels=np.arange(2))
+    for name in ("one.NPZ", "named.npz"):
+        videos = list_videos(tmp_path / name)
+        stem = name.split(".")[0]
+        assert [(v.name, v.kind, v.index) for v in videos] == [(f"{stem}_000000", "array", 0),
+                                                              (f"{stem}_000001", "array", 1)]
+        assert videos[1].num_frames() == 3 and videos[1].fps() == 25.0
+        np.testing.assert_array_equal(videos[1].frame_times(), np.arange(3) / 25.0)
+        np.testing.assert_array_equal(videos[1].read().numpy(), arr[1])
+        np.testing.assert_array_equal(videos[0].read([2, 0]).numpy(), arr[0, [2, 0]])
+    assert VF._load_array(tmp_path / "one.NPZ") is VF._load_array(tmp_path / "one.NPZ")   # read once
+    # an array file is a source of its own, not a video inside a folder
+    with pytest.raises(ValueError, match="holds no videos"):
+        list_videos(tmp_path)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: np.savez(p, a=np.zeros((1, 1, 1, 1, 3), np.uint8), b=np.zeros(1)),
+     r"an \.npz of videos needs one array or a 'videos' entry, found \['a', 'b'\]$"),
+    (lambda p: p.write_bytes(b"PK not a zip"), r"^cannot read video array .*bad\.npz: "),
+    (lambda p: np.savez(p, np.zeros((1, 2, 3, 3), np.uint8)), r"expected uint8 videos \(N, T, H, W, 3\), got uint8 "
+                                                             r"\(1, 2, 3, 3\); convert with"),
+    (lambda p: np.savez(p, np.zeros((1, 1, 2, 2, 4), np.uint8)), r"got uint8 \(1, 1, 2, 2, 4\)"),
+    (lambda p: np.savez(p, np.zeros((1, 1, 2, 2, 3), np.float32)), r"got float32 \(1, 1, 2, 2, 3\)"),
+])
+def test_array_files_that_are_not_videos_say_why(tmp_path, make, message):
+    from zoo.data.decode import VideoDecodeError
+    make(tmp_path / "bad.npz")
+    with pytest.raises(VideoDecodeError, match=message):
+        list_videos(tmp_path / "bad.npz")
+
+
+def test_sources_that_hold_no_video_say_what_is_expected(tmp_path):
+    from zoo.data.video_folder import is_video_file
+    assert is_video_file("a.MKV") and is_video_file(Path("x/b.webm")) and not is_video_file("c.jpg")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"notes\.txt: not a folder of videos, a video file or an \.npy/\.npz "
+                                         r"array of videos$"):
+        list_videos(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match=r"^no such file or folder: .*missing$"):
+        list_videos(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"holds no videos: expected video files \(\.mp4 \.avi \.mkv \.webm \.mov "
+                                         r"\.m4v \.gif\) or folders of frame images \(\.jpg \.jpeg \.png \.bmp "
+                                         r"\.webp\)$"):
+        list_videos(tmp_path)
+
+
+def test_frame_folders_nest_and_sort_with_video_files(tmp_path):
+    """Names are relative paths sorted as plain strings; a folder of images with a video file or another frame
+    folder below it is not a video; the source folder itself may be one video of frames."""
+    write_image(tmp_path / "src" / "b" / "f0.jpg")
+    write_image(tmp_path / "src" / "b" / "deeper" / "f0.jpg")      # b is above a frame folder: not a video
+    write_image(tmp_path / "src" / "c" / "f0.jpeg")
+    write_clip(tmp_path / "src" / "c" / "inner" / "x.gif.mp4", n=2)  # c holds a video below it: not a video
+    write_image(tmp_path / "src" / "a-b" / "f0.bmp")
+    videos = list_videos(tmp_path / "src")
+    assert [(v.name, v.kind) for v in videos] == [("a-b", "frames"), ("b/deeper", "frames"),
+                                                  ("c/inner/x.gif.mp4", "file")]
+    (only,) = list_videos(tmp_path / "src" / "a-b")
+    assert (only.name, only.path, only.kind) == ("a-b", tmp_path / "src" / "a-b", "frames")
+
+
+@pytest.mark.parametrize(("spec", "want"), [(None, (0, 1)), ("", (0, 1)), ("0/1", (0, 1)), (" 2 / 5 ", (2, 5)),
+                                           ("9/10", (9, 10))])
+def test_parse_shard_reads_k_of_n(spec, want):
+    assert parse_shard(spec) == want
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("1", r"^--shard must look like K/N \(e\.g\. 0/4: the first of 4 shards\), got '1'$"),
+    ("a/b", r"got 'a/b'$"),
+    ("1/2/3", r"got '1/2/3'$"),
+    ("x1/2", r"got 'x1/2'$"),
+    ("4/4", r"^--shard 4/4: need N >= 1 and 0 <= K < N \(K counts from 0, so 0/4 \.\.\. 3/4\)$"),
+    ("0/0", r"^--shard 0/0: need N >= 1 and 0 <= K < N \(K counts from 0, so 0/1 \.\.\. 0/1\)$"),
+])
+def test_parse_shard_refusals_say_how(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_shard(spec)
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 1), (-1, 2), (0, 0), (3, 2)])
+def test_select_shard_refuses_a_shard_that_does_not_exist(k, n):
+    with pytest.raises(ValueError, match=rf"^shard {k}/{n}: need N >= 1 and 0 <= K < N$"):
+        select_shard(["a", "b"], k, n)
+
+
+def test_select_shard_takes_every_nth_from_k():
+    items = ("a", "b", "c", "d", "e")                              # any sequence; a list comes back
+    assert select_shard(items, 0, 1) == list(items)
+    assert select_shard(items, 1, 2) == ["b", "d"] and select_shard(items, 0, 2) == ["a", "c", "e"]
+    assert select_shard(items, 4, 5) == ["e"] and select_shard([], 0, 3) == []
