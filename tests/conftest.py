@@ -6,6 +6,9 @@ from hypothesis import HealthCheck, settings
 
 # No test may download DeepMind's release from GitHub: tests that want it start a local server and set the mirror.
 os.environ["QUOVADIS_KINETICS_I3D_MIRROR"] = "file:///nonexistent/quovadis-tests-never-download-the-release"
+# A test that pushes more than 64 clips through the fused I3D would compile it (~15 s): tests/test_compiled_inference.py
+# tests that path on its own.
+os.environ.setdefault("QUOVADIS_COMPILE", "0")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # "explore" (the default) draws new examples on every run; "ci" (set by .ci/run) draws the same examples every
 # time, so a gate never fails by chance: a law broken there is broken for good. Explore locally to find new cases.

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from zoo.cli.options import add_compile_option
+
 
 def add_clip_options(p) -> None:
     """The protocol and the clip: shared by ``fvd`` and ``fvd-stats``."""
@@ -25,6 +27,7 @@ def add_model_options(p) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="fp32 (default: meets the reference within 1e-3) or bf16 (faster, moves FVD)")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: fused fp32)")
+    add_compile_option(p)
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
                    help="unreadable or too-short videos: stop (default) or skip them, named and counted")
 
@@ -55,7 +58,8 @@ def add_parser(sub) -> None:
 
 def make_model(args):
     from zoo.metrics.fvd import FVDModel
-    model = FVDModel(weights=args.weights, device=args.device, exact=args.exact, precision=args.precision)
+    model = FVDModel(weights=args.weights, device=args.device, exact=args.exact, precision=args.precision,
+                     compile=args.compile)
     print(f"quovadis {args.command}: {model.describe()}", file=sys.stderr)
     return model
 

@@ -106,14 +106,16 @@ class FVDModel:
     reference within 1e-4 on features). ``exact=True``: the unfused fp32 model. ``precision="bf16"`` is
     faster but moves FVD (see the README's shortcut table); it is recorded in the protocol. ``model``: any
     network from ``(B, 3, T, 224, 224)`` to ``(B, dim)`` instead (recorded as weights ``custom``).
+    ``compile``: see :mod:`zoo.models.compiled` (None: after 64 clips on the CPU).
     """
     dim = 400  # the I3D Logits
 
-    def __init__(self, weights=None, device=None, exact: bool = False, precision: str = "fp32", model=None):
+    def __init__(self, weights=None, device=None, exact: bool = False, precision: str = "fp32", model=None,
+                 compile: bool | None = None):
         import zoo
         from zoo.models.inference import InferenceModel
         net = model if model is not None else zoo.load(MODEL, weights=weights)
-        self.runner = InferenceModel(net, device=device, precision=precision, exact=exact)
+        self.runner = InferenceModel(net, device=device, precision=precision, exact=exact, compile=compile)
         self.weights_id = _weights_id(weights, net if model is None else None)
 
     def describe(self) -> str:

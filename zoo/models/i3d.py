@@ -75,6 +75,7 @@ def _conv3d_relu(x, weight, bias, stride, padding):
     blocked layout for this input shape, so it is not reordered on every call. Same bits as
     ``relu_(conv3d(...))``, which runs everywhere else (and whenever autograd is on)."""
     if (x.device.type == "cpu" and _MKLDNN_POINTWISE and not torch.is_grad_enabled() and x.dtype == weight.dtype
+            and not torch.compiler.is_compiling()  # inductor (freezing) prepacks and fuses on its own
             and not torch.is_autocast_enabled("cpu")  # autocast would not reach this op
             and not weight.is_inference()):  # made under inference_mode: no version counter to key the cache on
         padding, stride = list(padding), list(stride)
@@ -194,6 +195,8 @@ class Mixed(nn.Module):
         y = self.merged_1x1(x)
         parts = [y[:, :b0], self.Branch_1.Conv3d_0b_3x3(y[:, b0:b0 + b1]),
                  getattr(self.Branch_2, self.conv_2b)(y[:, b0 + b1:]), self.Branch_3(x)]
+        if torch.compiler.is_compiling():  # inductor plans the concat itself (and fails on the slice copies)
+            return torch.cat(parts, dim=1)
         fmt = torch.channels_last_3d if x.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
         out = torch.empty((x.shape[0], self.out_channels, *parts[0].shape[2:]), dtype=y.dtype, device=y.device,
                           memory_format=fmt)

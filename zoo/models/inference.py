@@ -8,7 +8,9 @@ convs merged into one, ``channels_last_3d`` memory. It is the same function as t
 rounding (the FVD parity test holds it to the TensorFlow reference). ``precision``: ``"fp32"``, ``"bf16"``
 or ``"auto"`` (bf16 on CUDA, fp32 elsewhere). ``exact=True`` runs the unfused model in fp32 (no TF32),
 op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
-they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked.
+they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked. On the CPU a long run
+compiles the fused model with ``torch.compile`` (inductor, freezing) after its first 64 clips
+(:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import contextlib
 
 import torch
 import torch.nn as nn
+
+from zoo.models.compiled import CompiledForward, compile_after
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -69,7 +73,8 @@ def no_tf32():
 class InferenceModel:
     """A model ready for inference on ``device``: fused and in ``precision`` unless ``exact``."""
 
-    def __init__(self, model: nn.Module, device=None, precision: str | None = "auto", exact: bool = False):
+    def __init__(self, model: nn.Module, device=None, precision: str | None = "auto", exact: bool = False,
+                 compile: bool | None = None):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device, exact)
         self.exact = exact
@@ -83,12 +88,16 @@ class InferenceModel:
         self.model = model.to(self.device).requires_grad_(False)
         self.channels_last = not exact
         self.autocast = self.precision == "bf16" and not self.fused
+        after = compile_after(compile, self.device, self.fused)
+        self.forward = self.model if after is None else CompiledForward(self.model, after)
 
     def describe(self) -> str:
         if self.exact:
             return f"exact: unfused fp32 model on {self.device} (no TF32)"
         how = ("fused (BatchNorm folded, 1x1 convs merged, channels_last_3d)" if self.fused
                else "no fused form for this model: eager, channels_last_3d")
+        if isinstance(self.forward, CompiledForward):
+            how += f", torch.compile after {self.forward.after_clips} clips"
         return f"fast path: {how}, {self.precision} on {self.device}; --exact for the unfused fp32 model"
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +118,7 @@ class InferenceModel:
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         with self.context():
-            return self.model(*(self.prepare_input(x) for x in inputs)).float()
+            return self.forward(*(self.prepare_input(x) for x in inputs)).float()
 
     def endpoints(self, x: torch.Tensor, names) -> dict[str, torch.Tensor]:
         """I3D endpoints (``extract_endpoints``), as float32."""

@@ -1,0 +1,79 @@
+"""The compiled (torch.compile, inductor freezing) inference path: same outputs as the eager fused model,
+only after enough clips, eager for other shapes, and switchable by QUOVADIS_COMPILE."""
+import pytest
+import torch
+
+from zoo.models.compiled import COMPILE_AFTER_CLIPS, CompiledForward, compile_after
+from zoo.models.i3d import InceptionI3d
+from zoo.models.inference import InferenceModel
+
+CPU = torch.device("cpu")
+
+
+def test_compiled_equals_eager_fused_and_other_shapes_stay_eager():
+    torch.manual_seed(0)
+    model = InceptionI3d(num_classes=7).eval()
+    x = torch.rand(2, 3, 9, 200, 200) * 2 - 1
+    eager, compiled = InferenceModel(model, compile=False), InferenceModel(model, compile=True)
+    assert not isinstance(eager.forward, CompiledForward) and "torch.compile after 0 clips" in compiled.describe()
+    a, b = compiled(x), eager(x)
+    assert compiled.forward.failed is None, compiled.forward.failed
+    assert compiled.forward.compiled is not None and compiled.forward.compile_seconds > 0
+    assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    smaller = x[:1]  # the last, smaller batch runs eager: no second compile
+    assert torch.equal(compiled(smaller), eager(smaller))
+    assert compiled.forward.key[0][0] == tuple(x.shape)
+
+
+def test_auto_compiles_only_long_cpu_runs(monkeypatch):
+    monkeypatch.delenv("QUOVADIS_COMPILE", raising=False)
+    assert compile_after(None, CPU, fused=True) == COMPILE_AFTER_CLIPS
+    assert compile_after(None, CPU, fused=False) is None  # inflated models: eager unless asked
+    assert compile_after(True, CPU, fused=False) == 0
+    assert compile_after(None, torch.device("cuda"), fused=True) is None
+    assert compile_after(True, CPU, fused=True) == 0 and compile_after(False, CPU, fused=True) is None
+    monkeypatch.setenv("QUOVADIS_COMPILE", "0")
+    assert compile_after(None, CPU, fused=True) is None
+    monkeypatch.setenv("QUOVADIS_COMPILE", "1")
+    assert compile_after(None, CPU, fused=True) == 0
+    monkeypatch.setenv("QUOVADIS_COMPILE", "yes please")
+    with pytest.raises(ValueError, match="QUOVADIS_COMPILE"):
+        compile_after(None, CPU, fused=True)
+
+
+def test_small_run_never_compiles(monkeypatch):
+    monkeypatch.delenv("QUOVADIS_COMPILE", raising=False)
+    model = InceptionI3d(num_classes=5, final_endpoint="Logits").eval()
+    runner = InferenceModel(model)
+    runner(torch.rand(2, 3, 9, 193, 193) * 2 - 1)
+    assert isinstance(runner.forward, CompiledForward) and runner.forward.compiled is None
+    assert runner.forward.seen == 2 < COMPILE_AFTER_CLIPS
+
+
+def test_an_inflated_network_compiles_on_request_with_its_batchnorms_folded():
+    import timm
+
+    import inflate
+    torch.manual_seed(0)
+    model = inflate.inflate(timm.create_model("resnet10t", num_classes=3), time_kernel=3).eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding them matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 4, 64, 64)
+    eager, compiled = InferenceModel(model), InferenceModel(model, compile=True)
+    assert not isinstance(eager.forward, CompiledForward)  # auto never compiles an inflated network
+    assert "no fused form" in compiled.describe() and "torch.compile after 0 clips" in compiled.describe()
+    a, b = compiled(x), eager(x)
+    assert compiled.forward.failed is None, compiled.forward.failed
+    assert (a - b).abs().max() <= 1e-4 * b.abs().max()
+
+
+def test_the_fvd_commands_take_compile_flags():
+    from zoo.cli.main import build_parser
+    parser = build_parser()
+    for command in (["fvd", "a", "b"], ["fvd-stats", "a", "-o", "s.safetensors"]):
+        assert parser.parse_args(command).compile is None
+        assert parser.parse_args([*command, "--compile"]).compile is True
+        assert parser.parse_args([*command, "--no-compile"]).compile is False

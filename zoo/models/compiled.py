@@ -1,0 +1,78 @@
+"""The fused model under ``torch.compile`` (inductor with freezing) for long CPU inference runs.
+
+Freezing makes the weights constants: inductor prepacks them for oneDNN, fuses conv + bias + ReLU, and
+writes its own kernels for the max pools (no argmax indices, which eager ``max_pool3d`` computes) and the
+concats. On the 2-core AVX-512 machine of ``docs/benchmarks.md`` this ran I3D 1.2x faster than the eager
+fused model with the same features (the convs are the same oneDNN primitives), after a one-off compile of
+about 16 s per input shape.
+
+So compiling pays only on long runs: :class:`CompiledForward` runs the eager model until ``after_clips``
+clips have gone through (64 by default: a ``predict`` or a small FVD never compiles), then compiles for the
+batch shape it sees; other shapes (the last, smaller batch) keep running eager. If compiling fails (no C++
+compiler, an inductor bug) it warns once and stays eager. ``QUOVADIS_COMPILE=0`` turns it off, ``=1``
+compiles at the first call.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import torch
+import torch.nn as nn
+
+COMPILE_AFTER_CLIPS = 64
+ENV = "QUOVADIS_COMPILE"
+
+
+def compile_after(requested: bool | None, device: torch.device, fused: bool) -> int | None:
+    """After how many clips to compile (None: never). ``requested``: True (at once, any model: an inflated
+    network too, where freezing folds its BatchNorms into the convs), False, None (auto: the fused I3D on the
+    CPU, after :data:`COMPILE_AFTER_CLIPS`); ``$QUOVADIS_COMPILE`` overrides auto."""
+    env = os.environ.get(ENV, "").strip().lower()
+    if requested is None and env:
+        if env not in ("0", "1", "true", "false"):
+            raise ValueError(f"{ENV}={env!r}: use 0 (never compile) or 1 (compile at the first call)")
+        requested = env in ("1", "true")
+    if requested is False:
+        return None
+    if requested:
+        return 0
+    return COMPILE_AFTER_CLIPS if device.type == "cpu" and fused else None
+
+
+class CompiledForward:
+    """``model(x)`` eager until ``after_clips`` clips were seen, then compiled for one input shape."""
+
+    def __init__(self, model: nn.Module, after_clips: int):
+        self.model, self.after_clips = model, after_clips
+        self.seen = 0
+        self.compiled = None
+        self.key = None  # (shape, dtype) the compiled program was made for
+        self.compile_seconds: float | None = None
+        self.failed: str | None = None
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        self.seen += inputs[0].shape[0]
+        key = tuple((tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last_3d)) for x in inputs)
+        if self.compiled is None and self.failed is None and self.seen > self.after_clips:
+            return self._compile(inputs, key)
+        if self.compiled is not None and key == self.key:
+            return self.compiled(*inputs)
+        return self.model(*inputs)
+
+    def _compile(self, inputs, key):
+        import torch._inductor.config as inductor_config
+        start = time.perf_counter()
+        try:
+            compiled = torch.compile(self.model, dynamic=False)
+            with inductor_config.patch(freezing=True):
+                out = compiled(*inputs)
+        except Exception as err:  # any compile failure: stay on the eager path, say why once
+            self.failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            warnings.warn(f"torch.compile of the inference model failed ({self.failed}); running eager "
+                          f"(set {ENV}=0 to skip the attempt)", RuntimeWarning, stacklevel=3)
+            return self.model(*inputs)
+        self.compiled, self.key = compiled, key
+        self.compile_seconds = time.perf_counter() - start
+        return out
