@@ -187,3 +187,112 @@ def test_tf1_resize_refuses_an_empty_width_or_height_alone():
             resize_bilinear_tf1(torch.rand(shape), (2, 2))
     with pytest.raises(ValueError, match=r"^cannot resize images of shape \(3, 0, 2\) to 2x2$"):
         resize_bilinear_tf1(torch.rand(3, 0, 2), 2, channels_last=False)
+
+
+def _rank_of_label(row: list[int], label: int) -> int:
+    """Classes ranked before the label: higher logits, and equal logits of a lower class index (argmax's rule)."""
+    return sum(v > row[label] or (v == row[label] and j < label) for j, v in enumerate(row))
+
+
+@settings(deadline=None, max_examples=60)
+@given(rows=st.integers(1, 12).flatmap(lambda c: st.lists(
+    st.tuples(st.lists(st.integers(-2, 2), min_size=c, max_size=c), st.integers(0, c - 1)), min_size=1, max_size=20)))
+def test_tied_logits_rank_the_lower_class_first_everywhere(rows):
+    """With ties (small integer logits), top-k counts the label as argmax does: the lower class index first, so
+    top-1 always equals the confusion matrix's diagonal and the per-class accuracies."""
+    logits = torch.tensor([r for r, _ in rows], dtype=torch.float32)
+    labels = torch.tensor([y for _, y in rows])
+    got = summarize(logits, labels)
+    n, c = logits.shape
+    for k in (1, 5):
+        want = sum(_rank_of_label(r, y) < k for r, y in rows)
+        assert got[f"top{k}"] == pytest.approx(100.0 * want / n)
+    assert got["top1"] == pytest.approx(100.0 * int(got["confusion"].trace()) / n)
+
+
+def test_per_class_accuracy_leaves_out_absent_classes_and_uses_the_names():
+    logits = torch.tensor([[5.0, 0, 0, 0], [0, 5.0, 0, 0], [0, 5.0, 0, 0], [5.0, 0, 0, 0]])
+    labels = torch.tensor([0, 1, 0, 3])                       # class 2 has no video, class 3 one missed
+    got = summarize(logits, labels, ["walk", "run", "jump", "sit"])
+    assert got["per_class"] == {"walk": {"acc": 50.0, "support": 2}, "run": {"acc": 100.0, "support": 1},
+                                "sit": {"acc": 0.0, "support": 1}}
+    assert got["mean_class_acc"] == pytest.approx(50.0)         # (50 + 100 + 0) / 3: the absent class not counted
+    assert got["top1"] == 50.0 and got["top5"] == 100.0 and got["num_videos"] == 4
+    assert got["confusion"].tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    assert list(summarize(logits, labels)["per_class"]) == ["0", "1", "3"]
+    empty = summarize(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    assert (empty["top1"], empty["top5"], empty["mean_class_acc"], empty["per_class"]) == (0.0, 0.0, 0.0, {})
+
+
+def test_fusion_keeps_the_first_runs_order_and_labels_and_refuses_mismatches():
+    labels = torch.tensor([0, 1, 2])
+    rgb = {"paths": ["a", "b", "c"], "labels": labels, "logits": torch.eye(3)}
+    flow = {"paths": ["c", "a", "b"], "labels": labels[[2, 0, 1]], "logits": 2 * torch.eye(3)[[2, 0, 1]]}
+    fused = fuse([rgb, flow], [1, 0.5])
+    assert fused["paths"] == ["a", "b", "c"] and torch.equal(fused["labels"], labels)
+    torch.testing.assert_close(fused["logits"], 2 * torch.eye(3))
+    with pytest.raises(ValueError, match=r"^2 runs but 1 fusion weights$"):
+        fuse([rgb, flow], [1])
+    short = {"paths": ["a", "x", "y"], "labels": labels, "logits": torch.eye(3)}
+    with pytest.raises(ValueError, match=r"^a fused run lacks predictions for 2 videos \(e\.g\. b\); evaluate both "
+                                         r"runs on the same split$"):
+        fuse([rgb, short], [1, 1])
+    relabelled = {**flow, "labels": torch.tensor([0, 0, 1])}
+    with pytest.raises(ValueError, match=r"^the fused runs disagree on labels; were they evaluated on the same "
+                                         r"class index\?$"):
+        fuse([rgb, relabelled], [1, 1])
+
+
+def _svg_texts(path) -> list[tuple[str, str, str]]:
+    """(text, font size, transform) of every text element of an SVG written with svg.fonttype "none"."""
+    import re
+    import xml.etree.ElementTree as ET
+    out = []
+    for el in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text"):
+        size = re.search(r"font-size: (\d+)px", el.get("style", "")).group(1)
+        out.append((el.text, size, el.get("transform", "")))
+    return out
+
+
+def test_confusion_image_rows_are_normalised_per_true_class(tmp_path):
+    """The PNG: 120 dpi, 4 inches (0.35 per class beyond 11), each cell coloured Blues(row-normalised count)."""
+    import matplotlib
+    from matplotlib.image import imread
+    from zoo.train.metrics import save_confusion_png
+    blues = matplotlib.colormaps["Blues"]
+
+    def colours(cm):
+        path = save_confusion_png(torch.tensor(cm), tmp_path / "cm.png")
+        assert path == tmp_path / "cm.png"
+        img = (imread(path)[..., :3] * 255).round().astype(np.int64)
+        packed = np.unique(img[..., 0] << 16 | img[..., 1] << 8 | img[..., 2])
+        return img.shape[:2], np.stack([packed >> 16, packed >> 8 & 255, packed & 255], 1)
+
+    def drawn(v, seen):  # Blues(v) is drawn, up to the colour map's neighbouring entry
+        return bool((np.abs(seen - np.array(blues(v)[:3]) * 255).max(1) <= 3).any())
+
+    shape, seen = colours([[3, 1, 0], [0, 0, 1], [0, 0, 0]])   # rows sum to 4, 1 and 0 (an absent class)
+    assert shape == (480, 480)
+    assert all(drawn(v, seen) for v in (0.75, 0.25, 0.0, 1.0)) and not drawn(0.5, seen)
+    shape, seen = colours([[3, 1], [1, 3]])                    # no cell at 0 or 1: the scale stays [0, 1]
+    assert drawn(0.75, seen) and drawn(0.25, seen) and not drawn(0.0, seen) and not drawn(1.0, seen)
+    save_confusion_png(torch.eye(20, dtype=torch.long), tmp_path / "20.png")
+    assert imread(tmp_path / "20.png").shape[:2] == (840, 840)  # 20 x 0.35 = 7 inches
+
+
+def test_confusion_image_names_the_classes_up_to_60(tmp_path):
+    import matplotlib
+    from zoo.train.metrics import save_confusion_png, tick_labels
+    with matplotlib.rc_context({"svg.fonttype": "none"}):    # text as <text> elements, to read back
+        save_confusion_png(torch.tensor([[1, 0], [0, 1]]), tmp_path / "cm.svg", ["walk", "run"], title="rgb run")
+        texts = _svg_texts(tmp_path / "cm.svg")
+        save_confusion_png(torch.tensor([[1, 0], [0, 1]]), tmp_path / "plain.svg")
+        plain = _svg_texts(tmp_path / "plain.svg")
+    x_ticks = [(t, s) for t, s, tr in texts if tr.endswith("rotate(-90)")]
+    y_ticks = [(t, s) for t, s, tr in texts if t in ("walk", "run") and "rotate(-0 " in tr]
+    assert x_ticks == [("walk", "6"), ("run", "6")] and y_ticks == [("walk", "6"), ("run", "6")]
+    assert {("predicted", "10"), ("true", "10"), ("rgb run", "12")} <= {(t, s) for t, s, _ in texts}
+    assert ("confusion matrix", "12") in {(t, s) for t, s, _ in plain} and not {"walk", "run"} & {t for t, _, _ in plain}
+    names = [f"c{i}" for i in range(61)]
+    assert tick_labels(names[:60], 60) == names[:60] and tick_labels(names, 61) is None   # beyond 60 they overlap
+    assert tick_labels(None, 2) is None and tick_labels([], 0) is None

@@ -7,8 +7,10 @@ import torch
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[int, int]:
+    """Videos whose label is among the ``k`` highest logits, for each ``k`` of ``ks``. Tied logits rank the lower
+    class index first, as ``argmax`` does, so top-1 always equals the confusion matrix's diagonal."""
     k_max = min(max(ks), logits.shape[-1])
-    top = logits.topk(k_max, dim=-1).indices
+    top = logits.sort(dim=-1, descending=True, stable=True).indices[:, :k_max]
     hits = top.eq(labels[:, None])
     return {k: int(hits[:, :min(k, k_max)].any(1).sum()) for k in ks}
 
@@ -60,6 +62,12 @@ def fuse(runs: list[dict], weights) -> dict:
     return {"paths": order, "labels": runs[0]["labels"], "logits": fused}
 
 
+def tick_labels(class_names, num_classes: int) -> list[str] | None:
+    """The class names the confusion image writes on its axes: all of them up to 60 classes, else none (they
+    would overlap)."""
+    return list(class_names) if class_names and num_classes <= 60 else None
+
+
 def save_confusion_png(cm: torch.Tensor, path: Path, class_names=None, title="confusion matrix") -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -68,9 +76,10 @@ def save_confusion_png(cm: torch.Tensor, path: Path, class_names=None, title="co
     fig, ax = plt.subplots(figsize=(max(4, c * 0.35), max(4, c * 0.35)))
     norm = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
     ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    if class_names and c <= 60:
-        ax.set_xticks(range(c), class_names, rotation=90, fontsize=6)
-        ax.set_yticks(range(c), class_names, fontsize=6)
+    names = tick_labels(class_names, c)
+    if names:
+        ax.set_xticks(range(c), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(c), names, fontsize=6)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
