@@ -4,8 +4,12 @@
    (timm.create_model) in the same process.
 2. Forward of the inflated resnet50 (time_kernel=3) on a 1x3x8x224x224 clip, fp32, contiguous and
    channels_last_3d, against a plain Conv3d ResNet-50 with the same kernels written below.
+3. Inference (``zoo.models.inference.InferenceModel``, what ``features`` runs) of the inflated resnet50:
+   eager and ``torch.compile`` (inductor, freezing: BatchNorms folded), fp32 and bf16, against the eager
+   model and against the plain Conv3d ResNet-50 in the same precision, side by side.
 
-    python benchmarks/bench_inflate.py [--frames 8] [--size 224] [--reps 3] [--threads N]
+    python benchmarks/bench_inflate.py [--frames 8] [--size 224] [--reps 3] [--threads N] [--skip-inflation]
+                                       [--skip-forward] [--skip-inference]
 """
 from __future__ import annotations
 
@@ -104,6 +108,42 @@ def bench_forward(frames: int, size: int, reps: int):
     return out
 
 
+@torch.no_grad()
+def bench_inference(frames: int, size: int, reps: int):
+    from zoo.models.inference import InferenceModel
+    torch.manual_seed(0)
+    ours = inflate.inflate(timm.create_model("resnet50"), time_kernel=3).eval()
+    base = ResNet50_3d().eval()
+    x = torch.randn(2, 3, frames, size, size)
+    print(f"\n## Inference (InferenceModel), 2x3x{frames}x{size}x{size}, {torch.get_num_threads()} threads "
+          f"(best of {reps}, after warm-up; compile time listed apart)\n")
+    print("| precision | plain Conv3d ResNet-50, eager | inflated, eager | inflated, compiled | compiled vs eager | "
+          "compiled vs plain Conv3d | compile time |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for precision in ("fp32", "bf16"):
+        runners = {}
+        for name, model, compile in (("plain", base, False), ("eager", ours, False), ("compiled", ours, True)):
+            runners[name] = InferenceModel(model, device="cpu", precision=precision, compile=compile)
+        start = time.perf_counter()
+        runners["compiled"](x)  # compiles
+        compile_s = time.perf_counter() - start
+        if runners["compiled"].forward.failed:
+            print(f"| {precision} | compile failed: {runners['compiled'].forward.failed} |")
+            continue
+        for r in ("plain", "eager"):
+            runners[r](x)  # warm-up
+        t = {name: float("inf") for name in runners}
+        for _ in range(reps):  # interleaved, so all see the same machine load
+            for name, r in runners.items():
+                t[name] = min(t[name], best_of(lambda r=r: r(x), 1))
+        print(f"| {precision} | {t['plain'] * 1000:.0f} ms | {t['eager'] * 1000:.0f} ms | {t['compiled'] * 1000:.0f} ms "
+              f"| {t['eager'] / t['compiled']:.2f}x faster | {t['plain'] / t['compiled']:.2f}x faster | "
+              f"{compile_s:.0f} s |")
+        rows.append((precision, t, compile_s))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--frames", type=int, default=8)
@@ -111,13 +151,18 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip-inflation", action="store_true")
+    p.add_argument("--skip-forward", action="store_true")
+    p.add_argument("--skip-inference", action="store_true")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, timm {timm.__version__}")
     if not args.skip_inflation:
         bench_inflation(args.reps)
-    bench_forward(args.frames, args.size, args.reps)
+    if not args.skip_forward:
+        bench_forward(args.frames, args.size, args.reps)
+    if not args.skip_inference:
+        bench_inference(args.frames, args.size, args.reps)
 
 
 if __name__ == "__main__":
