@@ -4,13 +4,14 @@ Both sides take the same uint8 videos ``(N, 16, H, W, 3)`` from memory and retur
 embeddings: TF1 legacy bilinear resize to 224, ``2x/255 - 1``, I3D rgb_scratch Logits. The reference is
 google-research's pipeline in TensorFlow (``tests/tf_fvd_reference.py``, its own process, batch 8, graph
 mode); ours is :class:`zoo.metrics.fvd.FVDModel` in this process: fused fp32 (the default), the unfused ``--exact``
-model, and fused bf16. Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
+model, and fused bf16 (eager; with ``--compile`` also both under ``torch.compile``, the path a run of more
+than 64 clips takes on the CPU). Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
 ours in turn (TF in a server process, so both see the same machine load) and the median is reported, as
 wall-clock videos/s and as CPU seconds per video summed over threads (on a shared machine a process with
 more threads gets more of the CPU, so the CPU-time ratio is the fairer one there). Also prints how far
 each of ours is from TF's features. On a GPU (``--device cuda``) only ours runs.
 
-    python benchmarks/bench_fvd.py [--videos 8] [--size 112] [--weights FILE] [--device cpu]
+    python benchmarks/bench_fvd.py [--videos 8] [--size 112] [--weights FILE] [--device cpu] [--compile]
 """
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--weights", default=None, help="i3d_inception_k400_rgb safetensors (default: the test cache)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true", help="also the torch.compile rows (a one-off compile of "
+                                                           "~15-30 s each during the warm-up pass)")
     ap.add_argument("--tf-server", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.tf_server:
@@ -131,9 +134,14 @@ def main(argv=None) -> int:
                 print("the TensorFlow reference did not start")
                 return 1
         x = torch.from_numpy(videos)
-        ours = {"quovadis fused fp32 (default)": FVDModel(weights=weights, device=args.device),
+        ours = {"quovadis fused fp32 (default, eager)": FVDModel(weights=weights, device=args.device, compile=False),
                 "quovadis --exact (unfused fp32)": FVDModel(weights=weights, device=args.device, exact=True),
-                "quovadis fused bf16": FVDModel(weights=weights, device=args.device, precision="bf16")}
+                "quovadis fused bf16 (eager)": FVDModel(weights=weights, device=args.device, precision="bf16",
+                                                        compile=False)}
+        if args.compile:  # what a run of more than 64 clips switches to on the CPU (zoo.models.compiled)
+            ours["quovadis fused fp32, torch.compile"] = FVDModel(weights=weights, device=args.device, compile=True)
+            ours["quovadis fused bf16, torch.compile"] = FVDModel(weights=weights, device=args.device,
+                                                                  precision="bf16", compile=True)
         if args.device == "cpu" and importlib.util.find_spec("onnxruntime"):
             ours["onnxruntime CPU (quovadis export --format onnx)"] = OnnxRuntimeFVD(weights, Path(d) / "i3d.onnx")
         times = {"TensorFlow reference (fp32, graph)": []} if tf_proc else {}
