@@ -219,8 +219,8 @@ def test_from_features_sorts_rows_by_name_digest_and_keeps_what_it_was_given():
     np.testing.assert_allclose(s.mu, x.mean(0), rtol=1e-12)
     np.testing.assert_allclose(s.outer, x.T @ x, rtol=1e-12)
     assert FVDStats.from_features(x, keep_features=False).features is None
-    unnamed = FVDStats.from_features(x[:3])
-    assert sorted(unnamed.names) == ["video_000000000", "video_000000001", "video_000000002"]
+    unnamed = FVDStats.from_features(x[:2])
+    assert sorted(unnamed.names) == ["video_000000000", "video_000000001"]
     assert FVDStats.from_features(x, names=iter(names)).names == s.names  # any iterable of names
     lean = s.without_features()
     assert lean.features is None and lean.names == s.names and lean.skipped == 2 and lean.sampling == s.sampling
@@ -271,12 +271,13 @@ def _stats_meta(path):
 def test_stats_file_round_trip_keeps_every_field(tmp_path):
     from zoo.metrics.fvd_stats import STATS_FORMAT, quovadis_version
     x = np.random.default_rng(2).normal(size=(5, 3))
-    s = FVDStats.from_features(x, {"stride": 2, "frames": 16}, names=list("abcde"), sampling={"side": "fake"},
-                               skipped=3)
+    s = FVDStats.from_features(x, {"stride": 2, "frames": 16}, names=list("abcde"),
+                               sampling={"side": "fake", "clip_offset": "start"}, skipped=3)
     path = s.save(tmp_path / "deep" / "er" / "s.safetensors")
     assert path == tmp_path / "deep" / "er" / "s.safetensors" and is_stats_file(path)
     meta, tensors = _stats_meta(path)
-    assert meta == {"format": STATS_FORMAT, "protocol": '{"frames": 16, "stride": 2}', "sampling": '{"side": "fake"}',
+    assert meta == {"format": STATS_FORMAT, "protocol": '{"frames": 16, "stride": 2}',
+                    "sampling": '{"clip_offset": "start", "side": "fake"}',
                     "skipped": "3", "quovadis_version": quovadis_version()}
     assert STATS_FORMAT == "quovadis.fvd_stats.v2"
     assert {k: (v.dtype, v.shape) for k, v in tensors.items()} == {
@@ -284,7 +285,7 @@ def test_stats_file_round_trip_keeps_every_field(tmp_path):
         "video_digests": (np.uint8, (5, 16)), "features": (np.float32, (5, 3))}
     back = FVDStats.load(path)
     assert back.count == 5 and isinstance(back.count, int) and back.skipped == 3
-    assert back.protocol == {"frames": 16, "stride": 2} and back.sampling == {"side": "fake"}
+    assert back.protocol == {"frames": 16, "stride": 2} and back.sampling == {"side": "fake", "clip_offset": "start"}
     np.testing.assert_array_equal(back.total, s.total)
     np.testing.assert_array_equal(back.outer, s.outer)
     np.testing.assert_array_equal(back.video_digests, s.video_digests)
@@ -296,6 +297,13 @@ def test_stats_file_round_trip_keeps_every_field(tmp_path):
     assert meta["sampling"] == "{}"
     back = FVDStats.load(tmp_path / "lean.safetensors")
     assert back.features is None and back.skipped == 0 and back.sampling == {}
+    # the file holds float64 sums, uint8 digests and float32 features whatever arrays the statistics hold
+    loose = FVDStats(2, np.ones(3, np.float32), np.eye(3, dtype=np.float32), {}, {}, name_digests("ab").astype(np.int64),
+                     np.ones((2, 3), np.float64))
+    _, tensors = _stats_meta(loose.save(tmp_path / "loose.safetensors"))
+    assert {k: v.dtype for k, v in tensors.items()} == {"count": np.float64, "sum": np.float64,
+                                                       "sum_outer": np.float64, "video_digests": np.uint8,
+                                                       "features": np.float32}
 
 
 def test_quovadis_version_of_a_source_tree(monkeypatch):
@@ -417,6 +425,7 @@ def test_merge_keeps_sides_counts_and_names():
     assert merge([a, unnamed]).names is None and merge([unnamed]).names is None
     one = merge([a])
     assert one.count == 2 and one.names == a.names
+    assert merge([_named(["solo"])]).count == 1 and merge([_named([]), _named(["solo"])]).names == ["solo"]
     np.testing.assert_array_equal(one.features, a.features)
     # many videos: sorted digests often share leading bytes, yet only equal digests are duplicates
     many = merge([_named([f"v{i}" for i in range(0, 300, 2)]), _named([f"v{i}" for i in range(1, 300, 2)])])
