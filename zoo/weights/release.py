@@ -118,7 +118,7 @@ def verify_data(variant: str, path: Path, size: int, url: str = "") -> None:
 def fetch_checkpoint(variant: str, folder: Path, *, quiet: bool = False) -> Path:
     """Download and verify one released checkpoint into ``folder``; returns its prefix ``folder/model.ckpt``.
 
-    The index is checked (size, sha256, git blob id) before the data shard is asked for; the shard is
+    The index is checked (size, sha256) before the data shard is asked for; the shard is
     checked (size from the index's offsets, git blob id) before it is kept. A file that fails is deleted.
     """
     from zoo.weights.download import download
