@@ -118,6 +118,7 @@ def test_uniform_clips_start_where_the_docstring_says(n, clip, stride, k):
 
 def test_uniform_clips_exact_starts_and_refusal():
     assert S.uniform_clips(10, 4, 1, 3)[:, 0].tolist() == [0, 3, 6]
+    assert S.uniform_clips(4, 4, 1, 2).tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]   # exactly one span: no spread
     assert S.uniform_clips(5, 8, 1, 2)[:, 0].tolist() == [0, 2]
     with pytest.raises(ValueError, match=r"^num_clips must be positive, got 0$"):
         S.uniform_clips(10, 4, 1, 0)
@@ -127,6 +128,7 @@ def test_uniform_clips_exact_starts_and_refusal():
 @example(n=10, clip=4, stride=1)
 @example(n=8, clip=4, stride=1)
 @example(n=3, clip=4, stride=1)
+@example(n=10, clip=4, stride=2)                                   # span 7: two clips
 def test_whole_video_clips_cover_the_video(n, clip, stride):
     k = S.whole_video_clips(n, clip, stride)
     span = (clip - 1) * stride + 1
@@ -206,6 +208,12 @@ def test_resample_times_shows_the_frame_on_screen(gaps, offset, dst):
     assert S.resample_times(times, dst).tolist() == times_oracle(times, dst)
 
 
+def test_retiming_a_long_video_to_its_own_rate_keeps_every_frame():
+    """Two hours at 25 fps: tick k / 25 s must find frame k, so ticks keep float64 precision."""
+    n = 25 * 7200
+    assert torch.equal(S.resample_times(np.arange(n) / 25.0, 25.0), torch.arange(n))
+
+
 def test_resample_times_exact_values():
     # 25 fps with frame 2 missing: frame 1 stays on screen in its place
     assert S.resample_times([0.0, 0.04, 0.12, 0.16], 25.0).tolist() == [0, 1, 1, 2, 3]
@@ -214,6 +222,8 @@ def test_resample_times_exact_values():
     assert S.resample_times([0.0, 0.04, 0.08, 0.12], 12.5).tolist() == [0, 2]
     assert S.resample_times([0.0, 0.1], 15.0).tolist() == [0, 0, 1]               # 0.2 s * 15 = 3 frames
     assert S.resample_times([0.0, 0.1, 0.2], 5.0).tolist() == [0, 2]              # 0.3 s * 5 = 1.5: half up
+    assert S.resample_times([0.0, 0.1, 0.2, 0.3, 0.4], 5.0).tolist() == [0, 2, 4]  # 2.5: half up, not to even
+    assert S.resample_times([0, 1, 2], 2.0).tolist() == [0, 0, 1, 1, 2, 2]        # whole seconds as ints
     assert S.resample_times([0.0], 25.0).tolist() == [0]                          # one frame lasts one frame
     assert S.resample_times(np.array([0.0, 0.04]), 1.0).tolist() == [0]           # never fewer than one
     assert S.resample_times([0.0, 0.04], 25.0).dtype == torch.long
@@ -251,6 +261,9 @@ def test_feature_clips_exact_values():
     assert S.clip_bounds([0, 3, 6], 4, 10).tolist() == [[0, 4], [3, 7], [6, 10]]
     assert S.clip_bounds([0], 4, 3).tolist() == [[0, 3]]           # the repeated frame is not counted
     assert S.clip_bounds(np.array([2]), 2, 9).tolist() == [[2, 4]]
+    small = S.clip_bounds(np.array([0, 5], dtype=np.int32), 3, 6)  # the file's frames are int64 whatever comes in
+    assert small.dtype == np.int64 and small.tolist() == [[0, 3], [5, 6]]
+    assert S.clip_bounds([], 3, 6).shape == (0, 2)
 
 
 def test_feature_clip_seconds():

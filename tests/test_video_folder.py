@@ -290,6 +290,8 @@ def test_array_sources_name_entries_by_stem_and_index(tmp_path):
         np.testing.assert_array_equal(videos[1].read().numpy(), arr[1])
         np.testing.assert_array_equal(videos[0].read([2, 0]).numpy(), arr[0, [2, 0]])
     assert VF._load_array(tmp_path / "one.NPZ") is VF._load_array(tmp_path / "one.NPZ")   # read once
+    np.save(tmp_path / "big.npy", arr)
+    assert isinstance(VF._load_array(tmp_path / "big.npy"), np.memmap)   # an .npy is mapped, not loaded
     # an array file is a source of its own, not a video inside a folder
     with pytest.raises(ValueError, match="holds no videos"):
         list_videos(tmp_path)

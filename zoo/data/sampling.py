@@ -163,7 +163,7 @@ def clip_frames(start: int, clip_len: int, num_frames: int) -> list[int]:
 def clip_bounds(starts, clip_len: int, num_frames: int) -> np.ndarray:
     """``(clips, 2)`` int64 ``[start, end)`` frames of the clips starting at ``starts``: ``end`` is
     ``start + clip_len``, cut at the video's end (a short clip's repeated last frame is not counted)."""
-    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    starts = np.asarray(starts, dtype=np.int64)
     return np.stack([starts, np.minimum(starts + clip_len, num_frames)], 1)
 
 
