@@ -88,6 +88,24 @@ def test_dense_indices_random_start_is_uniform_over_the_starts_that_fit(source, 
     assert all(d.tolist() == dense_oracle(n, clip, stride, int(d[0])) for d in drawn)
 
 
+@pytest.mark.parametrize(("n", "clip", "stride"), [(6, 3, 2), (4, 9, 1)])
+def test_dense_indices_random_starts_are_equally_likely(n, clip, stride):
+    """Every start that fits (every frame, when none fits) is drawn about as often as the others."""
+    extra = n - ((clip - 1) * stride + 1)
+    starts = range(extra + 1) if extra >= 0 else range(n)
+    rng = np.random.default_rng(1)
+    counts = np.bincount([int(S.dense_indices(n, clip, stride, rng)[0]) for _ in range(2000)], minlength=n)
+    expected = 2000 / len(starts)
+    assert all(abs(counts[s] - expected) < 0.2 * expected for s in starts)
+    assert counts.sum() == counts[list(starts)].sum()
+
+
+def test_defaults_are_stride_one_and_one_clip():
+    assert S.dense_indices(9, 3).tolist() == [3, 4, 5]
+    assert S.uniform_clips(9, 3).tolist() == [[3, 4, 5]]
+    assert S.whole_video_clips(9, 3) == 3
+
+
 @pytest.mark.parametrize("bad", [True, 2.0, "centre", [1]])
 def test_dense_indices_names_a_start_it_cannot_use(bad):
     with pytest.raises(TypeError, match=r"^start must be an int, None, 'random' or a random generator "
@@ -188,6 +206,9 @@ def test_resample_fps_identity_and_refusal():
     assert S.resample_fps(6, 25.0, 0.0).tolist() == list(range(6))
     assert S.resample_fps(6, -1.0, 25.0).tolist() == list(range(6))
     assert S.resample_fps(3, 30.0, 10.0).tolist() == [0]
+    assert S.resample_fps(3, 1.0, 2.0).tolist() == [0, 0, 1, 1, 2, 2]    # a time-lapse at 1 fps, and slower
+    assert S.resample_fps(4, 2.0, 0.5).tolist() == [0]
+    assert S.resample_fps(8, 2.0, 1.0).tolist() == [0, 2, 4, 6]
     with pytest.raises(ValueError, match=r"^a video needs at least one frame, got num_frames=0$"):
         S.resample_fps(0, 30.0, 25.0)
 
@@ -271,6 +292,8 @@ def test_feature_clip_seconds():
     got = S.clip_seconds(bounds, 25.0)
     assert got.dtype == np.float64 and got.tolist() == [[0.0, 0.16], [0.12, 0.28], [0.24, 0.4]]
     assert S.clip_seconds(np.array([[1, 3]]), 2).tolist() == [[0.5, 1.5]]    # an int rate divides as float
+    assert S.clip_seconds(np.array([[1, 3]]), 1.0).tolist() == [[1.0, 3.0]]  # a time-lapse: one frame a second
+    assert S.clip_seconds(np.array([[1, 3]]), 0.5).tolist() == [[2.0, 6.0]]
     for bad in (0.0, -25.0, float("nan")):
         with pytest.raises(ValueError, match=r"^fps must be positive, got "):
             S.clip_seconds(bounds, bad)

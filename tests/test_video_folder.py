@@ -254,6 +254,9 @@ def test_a_folder_of_frames_is_read_in_file_name_order_at_25_fps(tmp_path):
     with Image.open(d / "img_2.PNG") as im:
         np.testing.assert_array_equal(v.read([2]).numpy()[0], np.asarray(im.convert("RGB")))
     np.testing.assert_array_equal(v.read(range(3)).numpy(), frames.numpy())
+    Image.fromarray(np.full((24, 24), 77, np.uint8), mode="L").save(d / "img_3.PNG")     # grey frames read as RGB
+    Image.fromarray(np.full((24, 24, 4), 9, np.uint8), mode="RGBA").save(d / "img_4.PNG")
+    assert v.read([3, 4]).tolist() == [np.full((24, 24, 3), 77).tolist(), np.full((24, 24, 3), 9).tolist()]
 
 
 def test_a_folder_of_frames_names_what_it_cannot_read(tmp_path):
