@@ -114,3 +114,85 @@ def test_bug10_cli_no_val_runs_no_validation_with_a_held_out_fraction(shapes, tm
     epochs = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
     assert len(epochs) == 1 and "val loss" not in epochs[0]
     assert not (out / "val_predictions.pt").exists() and not (out / "best.safetensors").exists()
+
+
+# ---------------------------------------------------------------- which videos each split holds (CSV lists; no decoding)
+
+from zoo.data.datasets import holdout_indices  # noqa: E402
+from zoo.train.splits import describe_validation, read_class_map  # noqa: E402
+
+
+def csv_root(tmp_path, train, test=(), val=None):
+    """A ``data.format=csv`` layout: train.csv and test.csv ("path,label") under ``tmp_path`` (and a val list)."""
+    for name, rows in (("train", train), ("test", test), ("val", val)):
+        if rows is not None:
+            with open(tmp_path / f"{name}.csv", "w", newline="") as f:
+                csv.writer(f).writerows([("path", "label"), *rows])
+    return tmp_path
+
+
+def csv_cfg(root, *overrides):
+    return load_config(None, ["data.format=csv", f"data.root={root}", "data.clip_len=2", *overrides])
+
+
+TRAIN = [(f"{c}/{c}{i}.mp4", c) for c in ("walk", "run", "jump") for i in range(4)]
+
+
+def test_read_class_map_reads_lists_and_files(tmp_path):
+    assert read_class_map(None) is None
+    assert read_class_map(["b", 2]) == ["b", "2"] and read_class_map(("x",)) == ["x"]
+    (tmp_path / "classes.txt").write_text("run\n\n  walk  \njump\n")
+    assert read_class_map(str(tmp_path / "classes.txt")) == ["run", "walk", "jump"]
+    with pytest.raises(FileNotFoundError, match=r"^data\.classes='nope\.txt': no such class map file \(one class "
+                                                r"name per line\)$"):
+        read_class_map("nope.txt")
+
+
+def test_held_out_videos_never_train_and_validate_like_test_videos(tmp_path):
+    root = csv_root(tmp_path, TRAIN)
+    cfg = csv_cfg(root, "data.val_fraction=0.25", "seed=3", "data.test_clips=3")
+    assert describe_validation(cfg) == ("holdout", True)
+    s = build_splits(cfg)
+    every = [(Path(p), ["jump", "run", "walk"].index(c)) for p, c in TRAIN]
+    _, held = holdout_indices([y for _, y in every], 0.25, 3)           # the seed of the config draws them
+    assert held != holdout_indices([y for _, y in every], 0.25, 0)[1]
+    assert s.val.items == [every[i] for i in held] and len(held) == 3   # one video of each class
+    assert not set(s.val.items) & set(s.train.items) and len(s.train.items) + len(held) == len(every)
+    assert (s.val.mode, s.val.num_clips, s.train.mode) == ("test", 1, "train")
+    assert [type(t).__name__ for t in s.val.transform.transforms] == ["ResizeShortSide", "CenterCrop",
+                                                                      "NormalizeFlowOnly"]
+    assert (s.val_split, s.selects_best, s.val.split_name, s.val.selects_best) == ("holdout", True, "holdout", True)
+    assert s.classes == ["jump", "run", "walk"]
+
+
+def test_a_fraction_that_holds_out_nothing_is_refused(tmp_path):
+    root = csv_root(tmp_path, [("a/1.mp4", "a"), ("b/1.mp4", "b")])
+    with pytest.raises(ValueError, match=r"^data\.val_fraction=0\.5 holds out no video \(every class has one\); "
+                                         r"use a larger fraction or data\.val_list$"):
+        build_splits(csv_cfg(root, "data.val_fraction=0.5"))
+
+
+def test_val_list_and_test_split_are_numbered_by_the_training_classes(tmp_path):
+    root = csv_root(tmp_path, TRAIN, test=[("walk/t.mp4", "walk"), ("run/t.mp4", "run")],
+                    val=[("walk/v.mp4", "walk")])
+    cfg = csv_cfg(root, f"data.val_list={root / 'val.csv'}", "data.classes=[walk, run, jump]")
+    assert describe_validation(cfg) == ("val_list", True)
+    s = build_splits(cfg)
+    assert s.classes == ["walk", "run", "jump"] and s.train.items[:1] == [(Path("walk/walk0.mp4"), 0)]
+    assert s.val.items == [(Path("walk/v.mp4"), 0)] and len(s.train.items) == 12
+    assert (s.val_split, s.selects_best, s.val.split_name, s.val.selects_best) == ("val_list", True, "val_list", True)
+
+    monitor = csv_cfg(root)                                             # neither: the test split, monitoring only
+    assert describe_validation(monitor) == ("test", False)
+    s = build_splits(monitor)
+    assert s.val.items == [(Path("walk/t.mp4"), 2), (Path("run/t.mp4"), 1)]   # jump, run, walk: sorted names
+    assert (s.val_split, s.selects_best, s.val.split_name, s.val.selects_best) == ("test", False, "test", False)
+    assert build_splits(monitor, validate=False).val is None
+
+
+def test_numeric_labels_name_the_classes_by_number(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    root = csv_root(tmp_path / "a", [("x.mp4", 0), ("y.mp4", 2)])
+    assert build_splits(csv_cfg(root), validate=False).classes == ["0", "1", "2"]
+    empty = csv_root(tmp_path / "b", [])
+    assert build_splits(csv_cfg(empty), validate=False).classes == []
