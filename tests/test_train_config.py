@@ -249,3 +249,24 @@ def test_from_dict_refuses_what_json_cannot_hold_in_one_line():
     assert type(e.value).__name__ == "ConfigError" and str(e.value) == "config: Incompatible key type 'NoneType'"
     with pytest.raises(ValueError, match=r"^the config must be a mapping of keys \(out, model, .*got list$"):
         from_dict([1])
+
+
+def test_override_syntax():
+    assert load_config(None, ["out=a=b"]).out == "a=b"                   # the first "=" splits key from value
+    assert load_config(None, ["data.annotations="]).data.annotations is None   # an empty value is null
+    for bad in ("=a=b", "=3", "epochs"):
+        with pytest.raises(ValueError, match=rf"^override '{bad}' is not KEY=VALUE \(for example optim.lr=0.01\)$"):
+            load_config(None, [bad])
+    with pytest.raises(ValueError) as e:
+        load_config(None, ["data.root=[1"])
+    assert str(e.value) == ("an override is not valid YAML (while parsing a flow sequence in \"<unicode string>\", "
+                            "line 1, column 1 did not find expected ',' or ']' in \"<unicode string>\", line 2, "
+                            "column 1); quote the value, e.g. 'data.root=\"a[1\"'")
+
+
+def test_declared_type_follows_sections_lists_and_unions():
+    from zoo.train.config import DataConfig, declared_type
+    assert declared_type("data") is DataConfig and declared_type("optim.lr") is float
+    assert declared_type("optim.step_epochs[1]") is int and declared_type("data.classes[0]") is str
+    for key in ("nope", "data.nope", "data.fps.x", "data.fps[0]", "epochs[0]", "model.kwargs.x"):
+        assert declared_type(key) is None, key
