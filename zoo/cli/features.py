@@ -50,7 +50,8 @@ def run(args) -> int:
     s = fx.run(args.src, args.out, flow_dir=args.flow_dir, shard=shard, workers=args.workers,
                on_error=args.on_error, progress=not args.no_progress)
     print(f"features: {s['videos']} videos: {s['done']} done, {s['skipped']} already finished, "
-          f"{len(s['failed'])} failed; {s['clips']} clips in {s['seconds']:.1f} s ({s['clips_per_s']:.2f} clips/s)")
+          f"{len(s['failed'])} failed; {s['clips']} clips in {s['seconds']:.1f} s ({s['clips_per_s']:.2f} clips/s, "
+          f"{s['data_wait']:.0%} of it waiting for decoding)")
     for msg in s["failed"]:
         print(f"  failed: {msg}")
     return 1 if s["failed"] else 0

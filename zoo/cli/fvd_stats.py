@@ -76,4 +76,7 @@ def _report(path, stats, what: str) -> None:
     print(f"wrote {path}: {stats.count} videos ({stats.skipped} skipped), {what}; protocol {p.get('protocol')}, "
           f"{p.get('frames')} frames, stride {p.get('stride')}, side {stats.sampling.get('side')}, "
           f"features {'kept' if stats.features is not None else 'not kept'}; quovadis {p.get('quovadis_version')}")
+    if stats.data_wait is not None:
+        print(f"the network waited for decoding {stats.data_wait:.0%} of the run (raise --workers if high)",
+              file=sys.stderr)
     print(f"sha256:{sha256_of(path)}  (the digest to publish with this file)")

@@ -39,6 +39,7 @@ import torch
 
 from zoo.data.sampling import clip_bounds, clip_frames, clip_seconds, clip_starts
 from zoo.data.video_folder import list_videos, select_shard
+from zoo.data.wait_clock import WaitClock
 
 POOLS = ("none", "mean")
 FORMATS = ("safetensors", "npy")
@@ -273,7 +274,8 @@ class FeatureExtractor:
         pending: dict[int, dict] = {}
         bar = tqdm(unit="clip", desc=f"features {len(jobs)} videos", disable=not progress or not jobs,
                    file=sys.stderr)
-        for item in loader if jobs else ():
+        clock = WaitClock()
+        for item in clock.wrap(loader) if jobs else ():
             job = jobs[item["job"]]
             if item["error"] is not None:
                 pending.pop(item["job"], None)
@@ -306,7 +308,8 @@ class FeatureExtractor:
         bar.close()
         seconds = time.perf_counter() - start
         return {"videos": len(videos), "done": done, "skipped": skipped, "failed": failed, "clips": clips,
-                "seconds": round(seconds, 3), "clips_per_s": round(clips / seconds, 3) if seconds and clips else 0.0}
+                "seconds": round(seconds, 3), "clips_per_s": round(clips / seconds, 3) if seconds and clips else 0.0,
+                "data_wait": round(clock.waited / seconds, 4) if seconds else 0.0}
 
     def _transforms(self) -> dict:
         t = self.entry.transform

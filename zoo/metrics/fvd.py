@@ -230,6 +230,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     (``world``: :class:`zoo.train.distributed.World`): every rank returns the sums of all ranks, added in
     float64. Returns the statistics and the messages of the videos skipped or dropped."""
     from zoo.data.video_folder import select_shard
+    from zoo.data.wait_clock import WaitClock
     from tqdm.auto import tqdm
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -266,7 +267,8 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     bar = tqdm(total=len(mine), unit="video", desc=f"FVD {name}", disable=not progress, file=sys.stderr)
     total, outer, count = None, None, 0
     feats, names = [], []
-    for items in loader:
+    clock = WaitClock()
+    for items in clock.wrap(loader):
         ok = []
         for i, clip, err in items:
             if err is None:
@@ -315,6 +317,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     stats = FVDStats(count, sums[1:1 + dim].numpy(), sums[1 + dim:].reshape(dim, dim).numpy(), proto, sampling,
                      digests[order], features[order] if keep_features else None, len(skipped),
                      [names[i] for i in order])
+    stats.data_wait = clock.fraction()
     if whole and count < 2:
         raise FVDError(f"{name}: FVD needs at least 2 videos per side, got {count} usable ({len(skipped)} skipped)")
     return stats, skipped

@@ -65,6 +65,7 @@ class FVDStats:
     features: np.ndarray | None = None               # (N, D) float32, rows in video_digests' order
     skipped: int = 0
     names: list | None = None                        # in memory only (files keep the digests)
+    data_wait: float | None = None                   # in memory only: the fraction of compute_stats spent on data
 
     # ------------------------------------------------------------------ building
     @classmethod

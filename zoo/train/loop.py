@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from zoo.data.wait_clock import WaitClock
 from zoo.train.build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
                     set_train_mode)
 from zoo.train.checkpoint import BEST_WEIGHTS, LAST, load_checkpoint, save_checkpoint, save_weights
@@ -284,7 +285,7 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             seeded.epoch = epoch
             set_train_mode(model, True, frozen)
             t0, seen, skipped, checked = time.perf_counter(), 0, 0, first
-            waited = [0.0]  # seconds this process spent waiting for the loader (the device idles then)
+            clock = WaitClock()  # seconds this process spends waiting for the loader (the device idles then)
             stats = torch.zeros(3, device=world.device)  # loss sum, correct, non-finite losses: on the device
 
             def sync_stats(upto: int) -> list:
@@ -303,7 +304,7 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             progress = _progress(loader, world, cfg, epoch)
             optimizer.zero_grad(set_to_none=True)
             done = first
-            for i, raw in enumerate(_timed(progress, waited), start=first):
+            for i, raw in enumerate(clock.wrap(progress), start=first):
                 done = i + 1
                 batch = to_batch(raw, cfg.data.modality, world.device)
                 skipped += batch.skipped
@@ -344,7 +345,7 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
             seconds = time.perf_counter() - t0
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_top1": 100 * correct / max(n, 1),
                    "lr": scheduler.get_last_lr()[0], "clips_per_s": n / max(seconds, 1e-9), "skipped": int(skipped),
-                   "data_wait": waited[0] / max(seconds, 1e-9)}  # this rank's fraction of the epoch spent on data
+                   "data_wait": clock.waited / max(seconds, 1e-9)}  # this rank's fraction of the epoch spent on data
             if world.device.type == "cuda":
                 row["peak_memory_gib"] = torch.cuda.max_memory_allocated(world.device) / 2 ** 30
             if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
@@ -376,20 +377,6 @@ def _train(cfg, train_set, val_set, num_classes, class_names, resume, collate_fn
     final = {k: v for k, v in final.items() if k != "confusion"}
     final["model"] = model
     return final
-
-
-def _timed(batches, waited: list):
-    """Yield from ``batches``, adding the seconds spent waiting for each to ``waited[0]``. The step loop
-    syncs the host only every ``log_every`` batches, so the host waits here only when the loader is behind."""
-    it = iter(batches)
-    while True:
-        t = time.perf_counter()
-        try:
-            item = next(it)
-        except StopIteration:
-            return
-        waited[0] += time.perf_counter() - t
-        yield item
 
 
 def _progress(loader, world, cfg, epoch):
