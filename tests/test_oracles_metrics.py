@@ -296,3 +296,16 @@ def test_confusion_image_names_the_classes_up_to_60(tmp_path):
     names = [f"c{i}" for i in range(61)]
     assert tick_labels(names[:60], 60) == names[:60] and tick_labels(names, 61) is None   # beyond 60 they overlap
     assert tick_labels(None, 2) is None and tick_labels([], 0) is None
+
+
+def test_fvd_from_stats_is_the_scipy_formula_and_checks_the_protocols():
+    from zoo.metrics.frechet import fvd_from_stats
+    from zoo.metrics.fvd_stats import FVDError, FVDStats
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((12, 3)), rng.standard_normal((9, 3)) * 2 + 0.5
+    a, b = FVDStats.from_features(x, {"frames": 16}), FVDStats.from_features(y, {"frames": 16})
+    want = _scipy_frechet(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    assert fvd_from_stats(a, b) == pytest.approx(want, rel=1e-9)
+    with pytest.raises(FVDError, match=r"^REAL and FAKE were computed under different protocols \(frames: REAL 16 vs "
+                                       r"FAKE 8\)"):
+        fvd_from_stats(a, FVDStats.from_features(y, {"frames": 8}))
