@@ -309,3 +309,11 @@ def test_fvd_from_stats_is_the_scipy_formula_and_checks_the_protocols():
     with pytest.raises(FVDError, match=r"^REAL and FAKE were computed under different protocols \(frames: REAL 16 vs "
                                        r"FAKE 8\)"):
         fvd_from_stats(a, FVDStats.from_features(y, {"frames": 8}))
+
+
+def test_ties_among_many_classes_still_rank_the_lower_class_first():
+    """torch's unstable sort reorders ties from 17 classes up; a constant model scores argmax's class 0."""
+    logits, c = torch.zeros(3, 400), 400
+    for label, top1, top5 in ((0, 100.0, 100.0), (4, 0.0, 100.0), (5, 0.0, 0.0), (c - 1, 0.0, 0.0)):
+        got = summarize(logits, torch.full((3,), label))
+        assert (got["top1"], got["top5"]) == (top1, top5), label

@@ -270,3 +270,22 @@ def test_declared_type_follows_sections_lists_and_unions():
     assert declared_type("optim.step_epochs[1]") is int and declared_type("data.classes[0]") is str
     for key in ("nope", "data.nope", "data.fps.x", "data.fps[0]", "epochs[0]", "model.kwargs.x"):
         assert declared_type(key) is None, key
+
+
+def test_interpolations_resolve_and_a_dangling_one_is_named():
+    assert load_config(None, ["data.root=videos", "out=${data.root}/run"]).out == "videos/run"
+    with pytest.raises(ValueError) as e:
+        load_config(None, ["epochs=${nope}"])
+    assert type(e.value).__name__ == "ConfigError" and "\n" not in str(e.value)
+    assert str(e.value).startswith("config key 'epochs': Interpolation key 'nope' not found")
+
+
+def test_odd_keys_and_empty_documents(tmp_path):
+    assert load_config(write(tmp_path / "n.json", "null")) == TrainConfig()   # like an empty YAML file
+    path = write(tmp_path / "l.yaml", "- 1\n- 2\n")
+    with pytest.raises(ValueError) as e:
+        load_config(path)
+    assert str(e.value) == f"config {path} must be a mapping of keys (out, model, data, optim, ...), got list"
+    with pytest.raises(ValueError) as e:                                     # a YAML float key: a dot in one name
+        load_config(write(tmp_path / "f.yaml", "1.5: 1\n"))
+    assert str(e.value) == "unknown config key '1.5'"

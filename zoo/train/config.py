@@ -35,7 +35,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 
 class ConfigError(ValueError):
@@ -219,8 +219,8 @@ def _as_config(data, source: str) -> DictConfig:
     if data is None:
         return OmegaConf.create({})
     if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a mapping of keys (out, model, data, optim, ...), got "
-                          f"{type(data).__name__}")
+        kind = "list" if isinstance(data, ListConfig) else type(data).__name__
+        raise ConfigError(f"{source} must be a mapping of keys (out, model, data, optim, ...), got {kind}")
     try:
         return OmegaConf.create(data)
     except OmegaConfBaseException as e:
@@ -242,6 +242,8 @@ def _check_containers(node: DictConfig, prefix: str = "") -> None:
     """Refuse a section given a scalar ("data=3"), a mapping given a list ("model.kwargs=[1]") or a list given
     a mapping ("optim.step_epochs.x=1"): OmegaConf's merge errors for these name no key."""
     for k in node.keys():
+        if OmegaConf.is_interpolation(node, k):  # resolved (or named, if it dangles) by the merge below
+            continue
         key = f"{prefix}{k}"
         t, value = declared_type(key), node.get(k)
         if is_dataclass(t):
@@ -262,9 +264,13 @@ def _config_error(e: OmegaConfBaseException, given) -> ConfigError:
     if isinstance(e, ConfigKeyError) and key:
         parent, _, _ = key.rpartition(".")
         section = declared_type(parent) if parent else TrainConfig
-        known = ", ".join(f.name for f in fields(section)) if is_dataclass(section) else "none"
+        if not is_dataclass(section):  # a dot inside one name (a YAML float key, 1.5): no section to list
+            return ConfigError(f"unknown config key {key!r}")
+        known = ", ".join(f.name for f in fields(section))
         return ConfigError(f"unknown config key {key!r} (given {_show(value)}); the keys of "
                            f"{parent or 'the top level'} are: {known}")
+    if isinstance(e, InterpolationResolutionError):  # ${...} naming no key: its own message, not the type
+        return ConfigError(f"config key {key!r}: {_one_line(e)}")
     expected = declared_type(key) if key else None
     if expected is None:
         return ConfigError(f"config{' key ' + repr(key) if key else ''}: {_one_line(e)}")
