@@ -119,13 +119,15 @@ def uniform_oracle_starts(n: int, clip: int, stride: int, k: int) -> list[int]:
     extra = n - ((clip - 1) * stride + 1)
     if k == 1:
         return [max(extra, 0) // 2]
-    if extra >= 0:   # round(linspace(0, extra, k)), halves to even as torch rounds
+    if extra >= 0:   # round(i * extra / (k - 1)), halves to even
         return [round(Fraction(extra * i, k - 1)) for i in range(k)]
     return [math.floor(Fraction(i * n, k)) for i in range(k)]
 
 
-@given(n=sizes, clip=st.integers(1, 12), stride=st.integers(1, 3), k=st.integers(1, 6))
-@example(n=10, clip=4, stride=1, k=3)                              # starts 0, 3.5 -> 4 (even), 7... extra 7
+@given(n=st.integers(1, 3000), clip=st.integers(1, 12), stride=st.integers(1, 3), k=st.integers(1, 40))
+@example(n=10, clip=4, stride=1, k=3)                              # extra 6: starts 0, 3, 6
+@example(n=124, clip=1, stride=1, k=15)                            # start 7 at 61.5 exactly: 62 (linspace: 61)
+@example(n=238, clip=1, stride=1, k=15)                            # start 7 at 118.5 exactly: 118 (linspace: 119)
 @example(n=5, clip=8, stride=1, k=2)                               # short: starts 0, 2
 @example(n=9, clip=4, stride=1, k=1)                               # one clip: centred
 def test_uniform_clips_start_where_the_docstring_says(n, clip, stride, k):
@@ -136,6 +138,8 @@ def test_uniform_clips_start_where_the_docstring_says(n, clip, stride, k):
 
 def test_uniform_clips_exact_starts_and_refusal():
     assert S.uniform_clips(10, 4, 1, 3)[:, 0].tolist() == [0, 3, 6]
+    assert S.uniform_clips(11, 4, 1, 3)[:, 0].tolist() == [0, 4, 7]               # 3.5: halves to even
+    assert S.uniform_clips(13, 4, 1, 3)[:, 0].tolist() == [0, 4, 9]               # 4.5 too
     assert S.uniform_clips(4, 4, 1, 2).tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]   # exactly one span: no spread
     assert S.uniform_clips(5, 8, 1, 2)[:, 0].tolist() == [0, 2]
     with pytest.raises(ValueError, match=r"^num_clips must be positive, got 0$"):

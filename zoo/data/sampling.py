@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -75,9 +76,10 @@ def dense_indices(num_frames: int, clip_len: int, stride: int = 1, start=None) -
 def uniform_clips(num_frames: int, clip_len: int, stride: int = 1, num_clips: int = 1) -> torch.Tensor:
     """``(num_clips, clip_len)``: clips whose starts are spread evenly over the video (multi-clip testing).
 
-    One clip is the centred clip. Several clips start at ``round(linspace(0, num_frames - span, num_clips))``,
-    so the first starts at frame 0 and the last ends at the last frame; when the video is shorter than the
-    span, the starts spread over ``[0, num_frames)`` instead and each clip loops."""
+    One clip is the centred clip. Clip ``i`` of several starts at ``i * (num_frames - span) / (num_clips - 1)``
+    rounded, halves to even, so the first starts at frame 0 and the last ends at the last frame; when the video
+    is shorter than the span, at ``floor(i * num_frames / num_clips)`` instead, and each clip loops. Exact
+    arithmetic: ``torch.linspace(...).round()`` in floats rounded some exact halves the other way."""
     _check(num_frames, clip_len, stride)
     if num_clips <= 0:
         raise ValueError(f"num_clips must be positive, got {num_clips}")
@@ -85,9 +87,9 @@ def uniform_clips(num_frames: int, clip_len: int, stride: int = 1, num_clips: in
     if num_clips == 1:
         starts = torch.tensor([max(extra, 0) // 2])
     elif extra >= 0:
-        starts = torch.linspace(0, extra, num_clips, dtype=torch.float64).round().long()
+        starts = torch.tensor([round(Fraction(extra * i, num_clips - 1)) for i in range(num_clips)])
     else:
-        starts = (torch.arange(num_clips, dtype=torch.float64) * num_frames / num_clips).floor().long()
+        starts = torch.arange(num_clips) * num_frames // num_clips
     return loop(starts[:, None] + stride * torch.arange(clip_len)[None, :], num_frames)
 
 
