@@ -100,6 +100,18 @@ def test_dense_indices_random_starts_are_equally_likely(n, clip, stride):
     assert counts.sum() == counts[list(starts)].sum()
 
 
+def test_a_seeded_generator_gives_the_same_starts_whatever_the_global_seed():
+    def draws(global_seed):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(5)
+        return [int(S.dense_indices(50, 4, 1, g)[0]) for _ in range(10)]
+    assert draws(0) == draws(1)
+    torch.manual_seed(2)                                           # "random": torch's global RNG, seeded
+    a = [int(S.dense_indices(50, 4, 1, "random")[0]) for _ in range(10)]
+    torch.manual_seed(2)
+    assert a == [int(S.dense_indices(50, 4, 1, "random")[0]) for _ in range(10)]
+
+
 def test_defaults_are_stride_one_and_one_clip():
     assert S.dense_indices(9, 3).tolist() == [3, 4, 5]
     assert S.uniform_clips(9, 3).tolist() == [[3, 4, 5]]
