@@ -289,3 +289,10 @@ def test_odd_keys_and_empty_documents(tmp_path):
     with pytest.raises(ValueError) as e:                                     # a YAML float key: a dot in one name
         load_config(write(tmp_path / "f.yaml", "1.5: 1\n"))
     assert str(e.value) == "unknown config key '1.5'"
+
+
+def test_a_scalar_document_and_keys_after_an_interpolation_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"must be a mapping of keys \(out, model, data, optim, \.\.\.\), got int$"):
+        load_config(write(tmp_path / "c.json", "3"))
+    with pytest.raises(ValueError, match=r"^config key 'model.kwargs' expects dict\[str, Any\], got \[1\]$"):
+        load_config(None, ["out=${data.root}", "model.kwargs=[1]"])
