@@ -296,3 +296,10 @@ def test_a_scalar_document_and_keys_after_an_interpolation_are_checked(tmp_path)
         load_config(write(tmp_path / "c.json", "3"))
     with pytest.raises(ValueError, match=r"^config key 'model.kwargs' expects dict\[str, Any\], got \[1\]$"):
         load_config(None, ["out=${data.root}", "model.kwargs=[1]"])
+
+
+def test_an_override_with_a_broken_interpolation_is_one_line_naming_it():
+    from zoo.train.config import ConfigError, parse_overrides
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["epochs=${"])
+    assert str(info.value) == "override: no viable alternative at input '${'"
