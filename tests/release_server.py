@@ -133,12 +133,13 @@ class ReleaseServer:
         h.send_header("Content-Type", "application/octet-stream")
         h.end_headers()
         sent = body if cut is None else body[:cut]
+        # logged before the bytes go out: a client that has read them all may look at `requests` at once
+        self._log(h.command, path, wanted, len(sent))
         try:
             h.wfile.write(sent)
             h.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        self._log(h.command, path, wanted, len(sent))
         if cut is not None:
             h.close_connection = True
             h.connection.shutdown(2)
