@@ -33,6 +33,15 @@ def best_of(fn, reps: int) -> float:
     return min(times)
 
 
+def interleaved_best(fns: dict, reps: int) -> dict:
+    """Best time of each ``fns[name]()`` over ``reps`` rounds that run them in turn, so all see the same load."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_of(fn, 1))
+    return best
+
+
 # --- baseline: a plain Conv3d ResNet-50 (kernels as in inflate's time_kernel=3 on timm's resnet50) ---------
 class Bottleneck3d(nn.Module):
     def __init__(self, cin, width, stride, down):
@@ -100,9 +109,8 @@ def bench_forward(frames: int, size: int, reps: int):
         b, xi = base.to(memory_format=fmt), x.to(memory_format=fmt)
         o = ours.to_channels_last() if fmt == torch.channels_last_3d else ours
         b(xi), o(xi)  # warm-up
-        tb, to = float("inf"), float("inf")
-        for _ in range(reps):  # interleaved, so both see the same machine load
-            tb, to = min(tb, best_of(lambda: b(xi), 1)), min(to, best_of(lambda: o(xi), 1))
+        t = interleaved_best({"base": lambda: b(xi), "ours": lambda: o(xi)}, reps)
+        tb, to = t["base"], t["ours"]
         print(f"| {fmt_name} | {tb * 1000:.0f} ms | {to * 1000:.0f} ms | {to / tb:.2f}x |")
         out.append((fmt_name, tb, to))
     return out
@@ -133,10 +141,7 @@ def bench_inference(frames: int, size: int, reps: int):
             continue
         for r in ("plain", "eager"):
             runners[r](x)  # warm-up
-        t = {name: float("inf") for name in runners}
-        for _ in range(reps):  # interleaved, so all see the same machine load
-            for name, r in runners.items():
-                t[name] = min(t[name], best_of(lambda r=r: r(x), 1))
+        t = interleaved_best({name: (lambda r=r: r(x)) for name, r in runners.items()}, reps)
         print(f"| {precision} | {t['plain'] * 1000:.0f} ms | {t['eager'] * 1000:.0f} ms | {t['compiled'] * 1000:.0f} ms "
               f"| {t['eager'] / t['compiled']:.2f}x faster | {t['plain'] / t['compiled']:.2f}x faster | "
               f"{compile_s:.0f} s |")

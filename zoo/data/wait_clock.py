@@ -29,9 +29,9 @@ class WaitClock:
             try:
                 item = next(it)
             except StopIteration:
-                self.waited += time.perf_counter() - t
                 return
-            self.waited += time.perf_counter() - t
+            finally:
+                self.waited += time.perf_counter() - t
             yield item
 
     def fraction(self) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +104,7 @@ class FVDStats:
         return (self.outer - np.outer(self.total, self.total) / self.count) / (self.count - 1)
 
     def without_features(self) -> "FVDStats":
-        return FVDStats(self.count, self.total, self.outer, self.protocol, self.sampling, self.video_digests,
-                        None, self.skipped, self.names)
+        return replace(self, features=None)
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> Path:
