@@ -95,11 +95,15 @@ def bench_inflation(reps: int):
     return rows
 
 
+def _resnet50_pair():
+    """The inflated timm resnet50 (time_kernel=3) and the plain Conv3d ResNet-50 baseline, in eval mode."""
+    torch.manual_seed(0)
+    return inflate.inflate(timm.create_model("resnet50"), time_kernel=3).eval(), ResNet50_3d().eval()
+
+
 @torch.no_grad()
 def bench_forward(frames: int, size: int, reps: int):
-    torch.manual_seed(0)
-    ours = inflate.inflate(timm.create_model("resnet50"), time_kernel=3).eval()
-    base = ResNet50_3d().eval()
+    ours, base = _resnet50_pair()
     x = torch.randn(1, 3, frames, size, size)
     print(f"\n## Forward, 1x3x{frames}x{size}x{size}, fp32, {torch.get_num_threads()} threads (best of {reps})\n")
     print("| memory format | plain Conv3d ResNet-50 (baseline) | inflated resnet50 | ratio (lower is better) |")
@@ -119,9 +123,7 @@ def bench_forward(frames: int, size: int, reps: int):
 @torch.no_grad()
 def bench_inference(frames: int, size: int, reps: int):
     from zoo.models.inference import InferenceModel
-    torch.manual_seed(0)
-    ours = inflate.inflate(timm.create_model("resnet50"), time_kernel=3).eval()
-    base = ResNet50_3d().eval()
+    ours, base = _resnet50_pair()
     x = torch.randn(2, 3, frames, size, size)
     print(f"\n## Inference (InferenceModel), 2x3x{frames}x{size}x{size}, {torch.get_num_threads()} threads "
           f"(best of {reps}, after warm-up; compile time listed apart)\n")
