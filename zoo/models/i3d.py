@@ -75,6 +75,7 @@ def _conv3d_relu(x, weight, bias, stride, padding):
     blocked layout for this input shape, so it is not reordered on every call. Same bits as
     ``relu_(conv3d(...))``, which runs everywhere else (and whenever autograd is on)."""
     if (x.device.type == "cpu" and _MKLDNN_POINTWISE and not torch.is_grad_enabled() and x.dtype == weight.dtype
+            and x.dtype in (torch.float32, torch.bfloat16)  # oneDNN has no float64 conv
             and not torch.compiler.is_compiling()  # inductor (freezing) prepacks and fuses on its own
             and not torch.is_autocast_enabled("cpu")  # autocast would not reach this op
             and not weight.is_inference()):  # made under inference_mode: no version counter to key the cache on
@@ -140,6 +141,83 @@ class Unit3D(nn.Module):
         if self.bn is not None:
             x = self.bn(x)
         return F.relu(x, inplace=True) if self.relu else x
+
+
+def _space_to_depth_layout(shape, kernel, stride):
+    """For :func:`space_to_depth`: the stride-1 lengths ``q`` per axis, and per axis and phase the
+    (first output index, first input index, count) of the copy."""
+    lengths, phases = [], []
+    for n, k, s in zip(shape, kernel, stride):
+        front, q = same_padding(n, k, s)[0], -(-n // s) + -(-k // s) - 1  # stride-1 output length + taps - 1
+        lengths.append(q)
+        axis = []
+        for phase in range(s):  # q_phase[j] = padded[s*j + phase] = x[s*j + phase - front]
+            j0 = max(0, -(-(front - phase) // s))
+            i0 = s * j0 + phase - front
+            axis.append((j0, i0, max(0, min(q - j0, -(-(n - i0) // s)))))
+        phases.append(axis)
+    return lengths, phases
+
+
+@torch.library.custom_op("quovadis::space_to_depth", mutates_args=())
+def space_to_depth(x: torch.Tensor, kernel: list[int], stride: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """SAME-pad ``x`` (B, C, T, H, W) for a ``kernel``/``stride`` conv and fold each stride phase into
+    channels: ``(B, C*s_t*s_h*s_w, T', H', W')`` in ``channels_last_3d`` memory and ``dtype``, channel
+    ``((b_t*s_h + b_h)*s_w + b_w)*C + c``. One strided copy per phase into a zeroed buffer (the zeros are
+    the padding): 2-3x faster than ``F.pad`` then a permuting copy. A custom op, so ``torch.compile`` calls
+    it as it is (inductor's own kernel for these copies ran 5x slower)."""
+    b, c = x.shape[:2]
+    lengths, phases = _space_to_depth_layout(x.shape[2:], kernel, stride)
+    src = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, C) view
+    st, sh, sw = stride
+    out = x.new_zeros((b, *lengths, st, sh, sw, c), dtype=dtype)
+    for pt, (jt, it, nt) in enumerate(phases[0]):
+        for ph, (jh, ih, nh) in enumerate(phases[1]):
+            for pw, (jw, iw, nw) in enumerate(phases[2]):
+                if nt and nh and nw:
+                    out[:, jt:jt + nt, jh:jh + nh, jw:jw + nw, pt, ph, pw].copy_(
+                        src[:, it:it + st * (nt - 1) + 1:st, ih:ih + sh * (nh - 1) + 1:sh, iw:iw + sw * (nw - 1) + 1:sw])
+    return out.view(b, *lengths, st * sh * sw * c).permute(0, 4, 1, 2, 3)
+
+
+@space_to_depth.register_fake
+def _(x, kernel, stride, dtype):
+    lengths, _ = _space_to_depth_layout(x.shape[2:], kernel, stride)
+    return torch.empty((x.shape[0], x.shape[1] * stride[0] * stride[1] * stride[2], *lengths), dtype=dtype,
+                       device=x.device, memory_format=torch.channels_last_3d)
+
+
+class SpaceToDepthConv(nn.Module):
+    """A fused strided ``Unit3D`` (SAME conv + bias + ReLU) as a stride-1 conv on a space-to-depth input.
+
+    Output ``o = sum_k w[k] x[s*i + k]``; with ``k = s*a + b`` that is ``sum_a sum_b w[s*a + b] q_b[i + a]``,
+    where ``q_b = x[b::s]``: a stride-1 conv with kernel ``ceil(k / s)`` over ``s_t*s_h*s_w`` times the input
+    channels (the kernel padded with zero taps to a multiple of the stride). The same sums, so the same
+    function up to float rounding. Only worth it where the strided conv has few input channels: I3D's stem
+    (3 channels, 7x7x7, stride 2) becomes 24 channels, 4x4x4, stride 1, which runs 2.3x faster in bf16 on
+    an AMX CPU even though it is 1.5x the multiply-adds (oneDNN cannot fill AMX tiles from 3 channels), and
+    1.7x slower in fp32 (see ``docs/benchmarks.md``), so :meth:`InceptionI3d.fused` uses it for bf16 only.
+    """
+
+    def __init__(self, unit: "Unit3D"):
+        super().__init__()
+        if unit.bn is not None or not unit.relu or unit.conv.bias is None:
+            raise RuntimeError("fold BatchNorm first (InceptionI3d.fused())")
+        self.kernel, self.stride = unit.kernel, unit.stride
+        self.taps = tuple(-(-k // s) for k, s in zip(self.kernel, self.stride))  # kernel of the stride-1 conv
+        w = unit.conv.weight.detach()
+        o, c = w.shape[:2]
+        (at, ah, aw), (st, sh, sw) = self.taps, self.stride
+        w = F.pad(w, (0, aw * sw - w.shape[4], 0, ah * sh - w.shape[3], 0, at * st - w.shape[2]))
+        w = w.reshape(o, c, at, st, ah, sh, aw, sw).permute(0, 3, 5, 7, 1, 2, 4, 6).reshape(o, st * sh * sw * c, at, ah, aw)
+        self.weight = nn.Parameter(w.contiguous(memory_format=torch.channels_last_3d), requires_grad=False)
+        self.bias = nn.Parameter(unit.conv.bias.detach().clone(), requires_grad=False)
+
+    def space_to_depth(self, x: torch.Tensor) -> torch.Tensor:
+        return space_to_depth(x, list(self.kernel), list(self.stride), self.weight.dtype)
+
+    def forward(self, x):
+        return _conv3d_relu(self.space_to_depth(x), self.weight, self.bias, (1, 1, 1), (0, 0, 0))
 
 
 class MaxPoolSame(nn.Module):
@@ -325,11 +403,14 @@ class InceptionI3d(nn.Module):
         self.num_classes = self.config["num_classes"] = num_classes
         return self
 
-    def fused(self, dtype: torch.dtype | None = None, channels_last: bool = True) -> "InceptionI3d":
+    def fused(self, dtype: torch.dtype | None = None, channels_last: bool = True,
+              space_to_depth: bool | None = None) -> "InceptionI3d":
         """An inference copy: every BatchNorm folded into its conv, each Mixed block's three 1x1 convs on
         the same input merged into one, weights in ``channels_last_3d`` (feed it
         ``x.contiguous(memory_format=torch.channels_last_3d)``) and, with ``dtype=torch.bfloat16``, bf16
-        weights for CPUs with AMX or GPUs. Same function as the original up to float rounding; eval only."""
+        weights for CPUs with AMX or GPUs. ``space_to_depth``: run the stem conv as
+        :class:`SpaceToDepthConv` (default: with bf16 only, where it is faster). Same function as the
+        original up to float rounding; eval only."""
         model = copy.deepcopy(self).eval()
         for unit in model.modules():
             if isinstance(unit, Unit3D) and unit.bn is not None:
@@ -339,6 +420,9 @@ class InceptionI3d(nn.Module):
                 conv.weight.data.mul_(scale.view(-1, 1, 1, 1, 1))
                 conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
                 unit.bn = None
+        if space_to_depth if space_to_depth is not None else dtype == torch.bfloat16:
+            if hasattr(model, "Conv3d_1a_7x7"):
+                model.Conv3d_1a_7x7 = SpaceToDepthConv(model.Conv3d_1a_7x7)
         for block in model.modules():
             if isinstance(block, Mixed):
                 block.merge_1x1()
