@@ -283,7 +283,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
         bar.update(len(items))
         if not ok:
             continue
-        emb = model(torch.stack([c for _, c in ok])).cpu()
+        emb = model(model.runner.batch([c for _, c in ok])).cpu()
         batch_names = [mine[i].name for i, _ in ok]
         if not torch.isfinite(emb).all():
             bad = [batch_names[j] for j in (~torch.isfinite(emb)).any(1).nonzero().flatten().tolist()]

@@ -10,7 +10,8 @@ or ``"auto"`` (bf16 on CUDA, fp32 elsewhere). ``exact=True`` runs the unfused mo
 op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
 they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked. On the CPU a long run
 compiles the fused model with ``torch.compile`` (inductor, freezing) after its first 64 clips
-(:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off).
+(:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off). On the CPU, freed
+memory is kept for the next batch (:mod:`zoo.models.host_memory`; ``QUOVADIS_KEEP_MEMORY=0`` turns it off).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from zoo.models.compiled import CompiledForward, compile_after
+from zoo.models.host_memory import keep_freed_memory
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -90,6 +92,7 @@ class InferenceModel:
         self.autocast = self.precision == "bf16" and not self.fused
         after = compile_after(compile, self.device, self.fused)
         self.forward = self.model if after is None else CompiledForward(self.model, after)
+        self.keeps_memory = self.device.type == "cpu" and keep_freed_memory()
 
     def describe(self) -> str:
         if self.exact:
@@ -98,7 +101,23 @@ class InferenceModel:
                else "no fused form for this model: eager, channels_last_3d")
         if isinstance(self.forward, CompiledForward):
             how += f", torch.compile after {self.forward.after_clips} clips"
+        if self.keeps_memory:
+            how += ", freed memory kept for reuse"
         return f"fast path: {how}, {self.precision} on {self.device}; --exact for the unfused fp32 model"
+
+    def batch(self, clips) -> torch.Tensor:
+        """Clips ``(C, T, H, W)`` stacked into one batch already in the dtype and memory layout that
+        :meth:`prepare_input` makes: one copy per clip (``torch.stack`` then :meth:`prepare_input` copies
+        twice, the first a transpose when the clips are ``channels_last_3d`` views, as FVD's are)."""
+        first = clips[0]
+        layout = torch.channels_last_3d if self.channels_last and first.dim() == 4 else torch.contiguous_format
+        out = torch.empty((len(clips), *first.shape), dtype=self.dtype if self.fused else torch.float32,
+                          memory_format=layout)
+        for row, clip in zip(out, clips):
+            if clip.shape != first.shape:
+                raise ValueError(f"clips of one batch must have one shape: {tuple(first.shape)} and {tuple(clip.shape)}")
+            row.copy_(clip)
+        return out
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
