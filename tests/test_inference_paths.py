@@ -45,6 +45,20 @@ def test_two_stream_fuses_each_stream_and_precision_rules():
         resolve_precision("bf16", torch.device("cpu"), exact=True)
 
 
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from Linux's /proc/cpuinfo")
+def test_fast_precision_is_bf16_only_where_the_cpu_has_amx():
+    """``fast`` asks for speed over exactness: bf16 on a CPU with AMX tiles (the kernel's ``amx_tile`` flag),
+    fp32 on any other CPU; never bf16 with --exact; ``auto`` stays fp32 on the CPU either way."""
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    cpu = torch.device("cpu")
+    assert resolve_precision("fast", cpu) == ("bf16" if "amx_tile" in flags else "fp32")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("fast", cpu, exact=True) == "fp32"
+    runner = InferenceModel(InceptionI3d(num_classes=3, final_endpoint="Mixed_3b"), precision="fast", compile=False)
+    assert runner.precision == resolve_precision("fast", cpu) and f"{runner.precision} on cpu" in runner.describe()
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of auto, fp32, bf16, fast"):
+        resolve_precision("fp8", cpu)
+
+
 def test_predict_says_which_path_and_exact_agrees(rgb_scratch_weights):
     outs = {}
     for flag in ([], ["--exact"]):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from zoo.cli.options import add_precision_option
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("features", help="clip features of every video in a folder, one file per video, resumable",
@@ -21,8 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default=None, help="local safetensors file (two-stream: RGB,FLOW)")
     p.add_argument("--flow-dir", default=None, help="flow made by `quovadis flow SRC FLOW_DIR` (flow models)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto (default): bf16 on CUDA, fp32 on CPU")
+    add_precision_option(p, "auto")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default 4)")
     p.add_argument("--workers", type=int, default=2, help="decoding workers (default 2)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from zoo.cli.options import add_compile_option
+from zoo.cli.options import add_compile_option, add_precision_option
 
 
 def add_clip_options(p) -> None:
@@ -24,8 +24,7 @@ def add_model_options(p) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=None, help="decoding workers (default min(4, cores))")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="fp32 (default: meets the reference within 1e-3) or bf16 (faster, moves FVD)")
+    add_precision_option(p, "fp32")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: fused fp32)")
     add_compile_option(p)
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"],

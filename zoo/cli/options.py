@@ -10,3 +10,13 @@ def add_compile_option(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the model (inductor, freezing): about 1.2x on the CPU after a one-off "
                         "compile of ~15 s per input shape. Default: after the first 64 clips of a CPU run, for "
                         "the fused I3D; QUOVADIS_COMPILE=0/1 sets the default")
+
+
+def add_precision_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--precision``: the choices of :data:`zoo.models.precision.PRECISIONS`, with ``default``."""
+    from zoo.models.precision import PRECISIONS
+    what = {"auto": "auto: bf16 on CUDA, fp32 on the CPU",
+            "fp32": "fp32: the exact path (features within 1e-5 of TensorFlow's)"}[default]
+    p.add_argument("--precision", default=default, choices=list(PRECISIONS),
+                   help=f"{what} (default); bf16 (faster, moves features by ~1e-2 relative and FVD by ~0.1%%); "
+                        "fast: bf16 where the hardware runs it natively (CUDA, or a CPU with AMX), else fp32")

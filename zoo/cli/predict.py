@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from zoo.cli.options import add_precision_option
+
 
 def run(args) -> int:
 
@@ -54,7 +56,6 @@ def add_parser(sub) -> None:
     p.add_argument("--flow-weights", default=None)
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto (default): bf16 on CUDA, fp32 on CPU")
+    add_precision_option(p, "auto")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.set_defaults(func=run)

@@ -5,8 +5,9 @@
 
 Fused (:meth:`zoo.models.i3d.InceptionI3d.fused`): BatchNorm folded into the convs, each Mixed block's three 1x1
 convs merged into one, ``channels_last_3d`` memory. It is the same function as the eager model up to float
-rounding (the FVD parity test holds it to the TensorFlow reference). ``precision``: ``"fp32"``, ``"bf16"``
-or ``"auto"`` (bf16 on CUDA, fp32 elsewhere). ``exact=True`` runs the unfused model in fp32 (no TF32),
+rounding (the FVD parity test holds it to the TensorFlow reference). ``precision``: ``"fp32"``, ``"bf16"``,
+``"auto"`` (bf16 on CUDA, fp32 elsewhere) or ``"fast"`` (bf16 where the hardware has it natively: CUDA, or a
+CPU with AMX; else fp32). ``exact=True`` runs the unfused model in fp32 (no TF32),
 op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
 they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked. On the CPU a long run
 compiles the fused model with ``torch.compile`` (inductor, freezing) after its first 64 clips
@@ -22,9 +23,7 @@ import torch.nn as nn
 
 from zoo.models.compiled import CompiledForward, compile_after
 from zoo.models.host_memory import keep_freed_memory
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
+from zoo.models.precision import PRECISIONS, has_fast_bf16, resolve_precision  # noqa: F401 (re-exported)
 
 def resolve_device(device=None) -> torch.device:
     if device in (None, "", "auto"):
@@ -33,19 +32,6 @@ def resolve_device(device=None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {device} asked, but torch finds no CUDA GPU here; use --device cpu")
     return device
-
-
-def resolve_precision(precision: str | None, device: torch.device, exact: bool = False) -> str:
-    precision = (precision or "auto").lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if exact:
-        if precision == "bf16":
-            raise ValueError("--exact runs the unfused model in fp32; it cannot be combined with --precision bf16")
-        return "fp32"
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
 
 
 def _fuse(model: nn.Module, dtype) -> tuple[nn.Module, bool]:
