@@ -77,3 +77,20 @@ def test_the_fvd_commands_take_compile_flags():
         assert parser.parse_args(command).compile is None
         assert parser.parse_args([*command, "--compile"]).compile is True
         assert parser.parse_args([*command, "--no-compile"]).compile is False
+
+
+def test_features_compile_their_endpoint_heads():
+    """``features`` runs its endpoints through the runner's compiled path too (it used to call the eager
+    model directly while describe() said it compiled)."""
+    from zoo.metrics.features import FeatureExtractor
+    torch.manual_seed(0)
+    net = InceptionI3d(num_classes=400)
+    x = torch.rand(2, 3, 8, 64, 64) * 2 - 1
+    got = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Mixed_3c", "Mixed_4b"], net=net, compile=True)
+    want = FeatureExtractor("i3d_inception_k400_rgb", endpoints=["Mixed_3c", "Mixed_4b"], net=net, compile=False)
+    a, b = got.features({"rgb": x}), want.features({"rgb": x})
+    head = got._heads["rgb"]
+    assert isinstance(head, CompiledForward) and head.failed is None and head.compiled is not None, head.failed
+    assert "torch.compile after 0 clips" in got.describe() and "torch.compile" not in want.describe()
+    for name in ("Mixed_3c", "Mixed_4b"):
+        assert (a[name] - b[name]).abs().max() <= 1e-5 * b[name].abs().max()

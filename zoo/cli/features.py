@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from zoo.cli.options import add_precision_option
+from zoo.cli.options import add_compile_option, add_precision_option
 
 
 def add_parser(sub) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--flow-dir", default=None, help="flow made by `quovadis flow SRC FLOW_DIR` (flow models)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     add_precision_option(p, "auto")
+    add_compile_option(p)
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default 4)")
     p.add_argument("--workers", type=int, default=2, help="decoding workers (default 2)")
@@ -46,7 +47,7 @@ def run(args) -> int:
         weights = {"rgb": rgb, "flow": flow}
     fx = FeatureExtractor(args.model, endpoints=args.endpoints, clip_len=args.clip_len, stride=args.stride,
                           pool=args.pool, weights=weights, device=args.device, precision=args.precision,
-                          exact=args.exact, batch_size=args.batch_size, fmt=args.fmt)
+                          exact=args.exact, batch_size=args.batch_size, fmt=args.fmt, compile=args.compile)
     print(f"quovadis features: {args.model} {','.join(fx.endpoints)}: {fx.describe()}", file=sys.stderr)
     s = fx.run(args.src, args.out, flow_dir=args.flow_dir, shard=shard, workers=args.workers,
                on_error=args.on_error, progress=not args.no_progress)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from zoo.data.sampling import clip_bounds, clip_frames, clip_seconds, clip_starts
 from zoo.data.video_folder import list_videos, select_shard
@@ -113,12 +114,31 @@ def _collate(items):
     return items[0]
 
 
+class _Outputs(nn.Module):
+    """One stream's wanted outputs ``{name: tensor}`` as a module, so the runner can compile it whole: I3D
+    endpoints (``extract_endpoints``), or an inflated network's ``features`` / ``logits``."""
+
+    def __init__(self, net: nn.Module, endpoints: list[str], inflated: bool):
+        super().__init__()
+        self.net, self.endpoints, self.inflated = net, list(endpoints), inflated
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.inflated:
+            return self.net.extract_endpoints(x, self.endpoints)
+        out = {}
+        if "features" in self.endpoints:
+            out["features"] = self.net.forward_features(x)
+        if "logits" in self.endpoints:
+            out["logits"] = self.net(x)
+        return out
+
+
 class FeatureExtractor:
     """Extract clip features with zoo model ``model`` (see the module docstring for the settings)."""
 
     def __init__(self, model: str, *, endpoints=None, clip_len: int = 64, stride: int = 64, pool: str = "none",
                  weights=None, device=None, precision: str = "auto", exact: bool = False, batch_size: int = 4,
-                 fmt: str = "safetensors", net=None):
+                 fmt: str = "safetensors", net=None, compile: bool | None = None):
         import zoo
         from zoo.models.inference import InferenceModel
         if pool not in POOLS:
@@ -142,7 +162,11 @@ class FeatureExtractor:
             if self.arch == "two_stream_i3d" and isinstance(weights, str):
                 raise FeatureError(f"{model} is two-stream: give weights as {{'rgb': FILE, 'flow': FILE}}")
             net = zoo.load(model, weights=weights)
-        self.runner = InferenceModel(net, device=device, precision=precision, exact=exact)
+        self.runner = InferenceModel(net, device=device, precision=precision, exact=exact, compile=compile)
+        model = self.runner.model
+        self._heads = {stream: self.runner.wrap(_Outputs(getattr(model, stream) if len(self.streams) > 1 else model,
+                                                         self.endpoints, self.arch == "inflated"))
+                       for stream in self.streams}
         self.weights = str(weights) if weights is not None else "zoo"
 
     def _check_endpoints(self):
@@ -167,30 +191,20 @@ class FeatureExtractor:
             return x.mean(dim=(2, 3, 4))
         return x
 
-    def _stream_features(self, net_runner_model, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _stream_features(self, stream: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         runner = self.runner
         with runner.context():
-            x = runner.prepare_input(x)
-            if self.arch == "inflated":
-                out = {}
-                if "features" in self.endpoints:
-                    out["features"] = net_runner_model.forward_features(x)
-                if "logits" in self.endpoints:
-                    out["logits"] = net_runner_model(x)
-            else:
-                out = net_runner_model.extract_endpoints(x, self.endpoints)
+            out = self._heads[stream](runner.prepare_input(x))
         return {k: self._pool(v.float()).cpu() for k, v in out.items()}
 
     def features(self, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{stream: (B, C, T, H, W)}`` preprocessed clips -> ``{name: (B, ...)}`` features."""
-        model = self.runner.model
         if self.arch == "two_stream_i3d":
             out = {}
             for stream in ("rgb", "flow"):
-                out.update({f"{stream}.{k}": v for k, v in
-                            self._stream_features(getattr(model, stream), clips[stream]).items()})
+                out.update({f"{stream}.{k}": v for k, v in self._stream_features(stream, clips[stream]).items()})
             return out
-        return self._stream_features(model, clips[self.streams[0]])
+        return self._stream_features(self.streams[0], clips[self.streams[0]])
 
     # -- files -------------------------------------------------------------------------------------
     def output_path(self, out_dir: Path, video) -> Path:

@@ -76,9 +76,15 @@ class InferenceModel:
         self.model = model.to(self.device).requires_grad_(False)
         self.channels_last = not exact
         self.autocast = self.precision == "bf16" and not self.fused
-        after = compile_after(compile, self.device, self.fused)
-        self.forward = self.model if after is None else CompiledForward(self.model, after)
+        self.compile_after = compile_after(compile, self.device, self.fused)
+        self.forward = self.wrap(self.model)
         self.keeps_memory = self.device.type == "cpu" and keep_freed_memory()
+
+    def wrap(self, module: nn.Module):
+        """``module`` (the model, or a module around it that returns other outputs, as ``features``' endpoint
+        heads) called the way this runner calls its model: compiled after :attr:`compile_after` clips, or
+        as it is."""
+        return module if self.compile_after is None else CompiledForward(module, self.compile_after)
 
     def describe(self) -> str:
         if self.exact:
