@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     add_compile_option(p)
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="decoding workers (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding workers (default: none on 2 cores or fewer, else min(4, cores - 2))")
     p.add_argument("--format", dest="fmt", default="safetensors", choices=["safetensors", "npy"])
     p.add_argument("--shard", default=None, metavar="K/N", help="only videos K, K+N, ... of the sorted list (K from 0)")
     p.add_argument("--on-error", default="skip", choices=["skip", "fail"],

@@ -23,7 +23,7 @@ def add_model_options(p) -> None:
     p.add_argument("--weights", default=None, help="i3d_inception_k400_rgb safetensors (else the zoo resolves it)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=None, help="decoding workers (default min(4, cores))")
+    p.add_argument("--workers", type=int, default=None, help="decoding workers (default: none on 2 cores or fewer, else min(4, cores - 2))")
     add_precision_option(p, "fp32")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: fused fp32)")
     add_compile_option(p)

@@ -41,6 +41,7 @@ from torch import nn
 from zoo.data.sampling import clip_bounds, clip_frames, clip_seconds, clip_starts
 from zoo.data.video_folder import list_videos, select_shard
 from zoo.data.wait_clock import WaitClock
+from zoo.data.workers import decode_workers
 
 POOLS = ("none", "mean")
 FORMATS = ("safetensors", "npy")
@@ -256,7 +257,7 @@ class FeatureExtractor:
                 np.save(f, next(iter(feats.values())).numpy())
 
     # -- the loop ----------------------------------------------------------------------------------
-    def run(self, src, out_dir, *, flow_dir=None, shard: tuple[int, int] = (0, 1), workers: int = 2,
+    def run(self, src, out_dir, *, flow_dir=None, shard: tuple[int, int] = (0, 1), workers: int | None = None,
             on_error: str = "skip", progress: bool = True, chunk: int | None = None) -> dict:
         """Extract every video of ``src`` (see :func:`zoo.data.video_folder.list_videos`) into ``out_dir``.
 
@@ -281,7 +282,7 @@ class FeatureExtractor:
             jobs.append(_Job(len(jobs), v, path, fdir))
         transforms = self._transforms()
         dataset = _ClipChunks(jobs, self.streams, transforms, self.clip_len, self.stride, chunk or self.batch_size)
-        workers = min(workers, len(jobs))
+        workers = decode_workers(len(jobs)) if workers is None else min(workers, len(jobs))
         loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=_collate,
                                              pin_memory=self.runner.device.type == "cuda")
         start, clips, done, failed = time.perf_counter(), 0, 0, []

@@ -231,6 +231,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     float64. Returns the statistics and the messages of the videos skipped or dropped."""
     from zoo.data.video_folder import select_shard
     from zoo.data.wait_clock import WaitClock
+    from zoo.data.workers import decode_workers
     from tqdm.auto import tqdm
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -261,7 +262,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
         mine = select_shard(mine, world.rank, world.world_size)
     dataset = _Clips(mine, indices, SIZE, sampling["clip_offset"], seed, drop)
     if workers is None:
-        workers = 0 if not mine or isinstance(mine[0], _TensorVideo) else min(4, os.cpu_count() or 1, len(mine))
+        workers = 0 if not mine or isinstance(mine[0], _TensorVideo) else decode_workers(len(mine))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                                          pin_memory=model.runner.device.type == "cuda")
     bar = tqdm(total=len(mine), unit="video", desc=f"FVD {name}", disable=not progress, file=sys.stderr)

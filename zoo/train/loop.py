@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from zoo.data.wait_clock import WaitClock
+from zoo.data.workers import usable_cores
 from zoo.train.build import (apply_finetune_mode, build_model, build_optimizer, build_scheduler, frozen_norms,
                     set_train_mode)
 from zoo.train.checkpoint import BEST_WEIGHTS, LAST, load_checkpoint, save_checkpoint, save_weights
@@ -137,11 +137,7 @@ def forward_views(model, x: torch.Tensor, channels_last: bool = False, max_clips
 def default_workers() -> int:
     """Loader workers per rank: this node's usable cores shared among its ranks, one left for the rank's
     main process, at most 16."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(16, cores // max(1, local_world_size()) - 1))
+    return max(1, min(16, usable_cores() // max(1, local_world_size()) - 1))
 
 
 def make_loader(dataset, world, cfg, shuffle, collate_fn, batch_size, with_epoch=False):
