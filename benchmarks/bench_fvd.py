@@ -5,7 +5,7 @@ embeddings: TF1 legacy bilinear resize to 224, ``2x/255 - 1``, I3D rgb_scratch L
 google-research's pipeline in TensorFlow (``tests/tf_fvd_reference.py``, its own process, batch 8, graph
 mode); ours is :class:`zoo.metrics.fvd.FVDModel` in this process: fused fp32 (the default), the unfused ``--exact``
 model, and fused bf16 (eager; with ``--compile`` also both under ``torch.compile``, the path a run of more
-than 64 clips takes on the CPU). Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
+than ~1000 clips takes on the CPU). Each runs the whole set once to warm up; then ``--rounds`` rounds run TF and each of
 ours in turn (TF in a server process, so both see the same machine load) and the median is reported, as
 wall-clock videos/s and as CPU seconds per video summed over threads (on a shared machine a process with
 more threads gets more of the CPU, so the CPU-time ratio is the fairer one there). Also prints how far
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
                 "quovadis --exact (unfused fp32)": FVDModel(weights=weights, device=args.device, exact=True),
                 "quovadis fused bf16 (eager)": FVDModel(weights=weights, device=args.device, precision="bf16",
                                                         compile=False)}
-        if args.compile:  # what a run of more than 64 clips switches to on the CPU (zoo.models.compiled)
+        if args.compile:  # what a CPU run with 1000+ clips to go switches to (zoo.models.compiled)
             ours["quovadis fused fp32, torch.compile"] = FVDModel(weights=weights, device=args.device, compile=True)
             ours["quovadis fused bf16, torch.compile"] = FVDModel(weights=weights, device=args.device,
                                                                   precision="bf16", compile=True)

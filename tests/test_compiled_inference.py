@@ -3,7 +3,8 @@ only after enough clips, eager for other shapes, and switchable by QUOVADIS_COMP
 import pytest
 import torch
 
-from zoo.models.compiled import COMPILE_AFTER_CLIPS, CompiledForward, compile_after
+from zoo.models.compiled import (COMPILE_AFTER_CLIPS, PAYBACK_CLIPS, UNKNOWN_RUN_AFTER_CLIPS, CompiledForward,
+                                  compile_after)
 from zoo.models.i3d import InceptionI3d
 from zoo.models.inference import InferenceModel
 
@@ -15,7 +16,7 @@ def test_compiled_equals_eager_fused_and_other_shapes_stay_eager():
     model = InceptionI3d(num_classes=7).eval()
     x = torch.rand(2, 3, 9, 200, 200) * 2 - 1
     eager, compiled = InferenceModel(model, compile=False), InferenceModel(model, compile=True)
-    assert not isinstance(eager.forward, CompiledForward) and "torch.compile after 0 clips" in compiled.describe()
+    assert not isinstance(eager.forward, CompiledForward) and "torch.compile at once" in compiled.describe()
     a, b = compiled(x), eager(x)
     assert compiled.forward.failed is None, compiled.forward.failed
     assert compiled.forward.compiled is not None and compiled.forward.compile_seconds > 0
@@ -64,7 +65,7 @@ def test_an_inflated_network_compiles_on_request_with_its_batchnorms_folded():
     x = torch.randn(2, 3, 4, 64, 64)
     eager, compiled = InferenceModel(model), InferenceModel(model, compile=True)
     assert not isinstance(eager.forward, CompiledForward)  # auto never compiles an inflated network
-    assert "no fused form" in compiled.describe() and "torch.compile after 0 clips" in compiled.describe()
+    assert "no fused form" in compiled.describe() and "torch.compile at once" in compiled.describe()
     a, b = compiled(x), eager(x)
     assert compiled.forward.failed is None, compiled.forward.failed
     assert (a - b).abs().max() <= 1e-4 * b.abs().max()
@@ -91,6 +92,35 @@ def test_features_compile_their_endpoint_heads():
     a, b = got.features({"rgb": x}), want.features({"rgb": x})
     head = got._heads["rgb"]
     assert isinstance(head, CompiledForward) and head.failed is None and head.compiled is not None, head.failed
-    assert "torch.compile after 0 clips" in got.describe() and "torch.compile" not in want.describe()
+    assert "torch.compile at once" in got.describe() and "torch.compile" not in want.describe()
     for name in ("Mixed_3c", "Mixed_4b"):
         assert (a[name] - b[name]).abs().max() <= 1e-5 * b[name].abs().max()
+
+
+def _due_after(forward: CompiledForward, clips: int, batch: int = 8) -> int | None:
+    """Feed ``clips`` clips in batches (counting only) and return after how many compiling came due."""
+    for seen in range(batch, clips + 1, batch):
+        forward.seen = seen
+        if forward.due():
+            return seen
+    return None
+
+
+def test_auto_compiles_only_when_enough_clips_are_left_to_pay_for_it():
+    """A compile (~12 s) pays back after ~900 clips: a run that says it has fewer to go stays eager; a long
+    one compiles right after the first COMPILE_AFTER_CLIPS; one of unknown length waits for
+    UNKNOWN_RUN_AFTER_CLIPS; compile=True compiles at once."""
+    model = torch.nn.Identity()
+    short = CompiledForward(model, COMPILE_AFTER_CLIPS)
+    short.expect(COMPILE_AFTER_CLIPS + PAYBACK_CLIPS - 8)
+    assert _due_after(short, 5000) is None
+    long = CompiledForward(model, COMPILE_AFTER_CLIPS)
+    long.expect(5000)
+    assert _due_after(long, 5000) == COMPILE_AFTER_CLIPS + 8
+    unknown = CompiledForward(model, COMPILE_AFTER_CLIPS)
+    assert _due_after(unknown, 5000) == UNKNOWN_RUN_AFTER_CLIPS + 8
+    assert CompiledForward(model, 0).due()
+    later = CompiledForward(model, COMPILE_AFTER_CLIPS)  # expect() counts from the clips already seen
+    later.seen = 3000
+    later.expect(PAYBACK_CLIPS)
+    assert later.expected == 3000 + PAYBACK_CLIPS and later.due()

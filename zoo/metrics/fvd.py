@@ -106,7 +106,7 @@ class FVDModel:
     reference within 1e-4 on features). ``exact=True``: the unfused fp32 model. ``precision="bf16"`` is
     faster but moves FVD (see the README's shortcut table); it is recorded in the protocol. ``model``: any
     network from ``(B, 3, T, 224, 224)`` to ``(B, dim)`` instead (recorded as weights ``custom``).
-    ``compile``: see :mod:`zoo.models.compiled` (None: after 64 clips on the CPU).
+    ``compile``: see :mod:`zoo.models.compiled` (None: on the CPU, once a run has 1000+ clips still to come).
     """
     dim = 400  # the I3D Logits
 
@@ -261,6 +261,7 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     if world is not None and world.distributed:
         mine = select_shard(mine, world.rank, world.world_size)
     dataset = _Clips(mine, indices, SIZE, sampling["clip_offset"], seed, drop)
+    model.runner.expect(len(mine))  # a compiling runner compiles only if enough clips are left to pay for it
     if workers is None:
         workers = 0 if not mine or isinstance(mine[0], _TensorVideo) else decode_workers(len(mine))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,

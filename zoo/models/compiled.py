@@ -6,11 +6,15 @@ concats. On the 2-core AVX-512 machine of ``docs/benchmarks.md`` this ran I3D 1.
 fused model with the same features (the convs are the same oneDNN primitives), after a one-off compile of
 about 16 s per input shape.
 
-So compiling pays only on long runs: :class:`CompiledForward` runs the eager model until ``after_clips``
-clips have gone through (64 by default: a ``predict`` or a small FVD never compiles), then compiles for the
-batch shape it sees; other shapes (the last, smaller batch) keep running eager. If compiling fails (no C++
-compiler, an inductor bug) it warns once and stays eager. ``QUOVADIS_COMPILE=0`` turns it off, ``=1``
-compiles at the first call.
+So compiling pays only on long runs. Measured on that machine after this round's other speed-ups
+(``docs/benchmarks.md``): a compile costs ~12 s (fp32 or bf16, batch 4-8, not shortened by inductor's cache
+under freezing) and saves ~15 ms per clip, so it pays back after about 900 clips. :class:`CompiledForward`
+therefore runs the eager model first, and compiles, for the batch shape it sees, only when at least
+:data:`PAYBACK_CLIPS` clips are left: a caller that knows the run's length says so with
+:meth:`CompiledForward.expect` (``compute_stats`` does), and without that it compiles once
+:data:`UNKNOWN_RUN_AFTER_CLIPS` clips have gone through. Other shapes (the last, smaller batch) keep running
+eager. If compiling fails (no C++ compiler, an inductor bug) it warns once and stays eager.
+``QUOVADIS_COMPILE=0`` turns it off, ``=1`` compiles at the first call (as ``compile=True``).
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ import warnings
 import torch
 import torch.nn as nn
 
-COMPILE_AFTER_CLIPS = 64
+COMPILE_AFTER_CLIPS = 64  # never before: a predict or a small FVD stays eager
+PAYBACK_CLIPS = 1000  # clips a compile needs still to come to pay back its ~12 s
+UNKNOWN_RUN_AFTER_CLIPS = 1024  # with no expected length, compile once this many clips went through
 ENV = "QUOVADIS_COMPILE"
 
 
@@ -47,15 +53,34 @@ class CompiledForward:
     def __init__(self, model: nn.Module, after_clips: int):
         self.model, self.after_clips = model, after_clips
         self.seen = 0
+        self.expected: int | None = None  # clips the whole run will have passed through, when known
         self.compiled = None
         self.key = None  # (shape, dtype) the compiled program was made for
         self.compile_seconds: float | None = None
         self.failed: str | None = None
 
+    def expect(self, more_clips: int) -> None:
+        """The run will pass ``more_clips`` more clips (so compiling waits for none or skips a short run)."""
+        self.expected = self.seen + more_clips
+
+    def due(self) -> bool:
+        """Whether to compile now: at once when asked (``after_clips`` 0); else past ``after_clips`` clips, and
+        then only with :data:`PAYBACK_CLIPS` still to come, or past :data:`UNKNOWN_RUN_AFTER_CLIPS` when
+        the run's length is not known."""
+        if self.compiled is not None or self.failed is not None:
+            return False
+        if self.after_clips == 0:
+            return True
+        if self.seen <= self.after_clips:
+            return False
+        if self.expected is None:
+            return self.seen > UNKNOWN_RUN_AFTER_CLIPS
+        return self.expected - self.seen >= PAYBACK_CLIPS
+
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         self.seen += inputs[0].shape[0]
         key = tuple((tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last_3d)) for x in inputs)
-        if self.compiled is None and self.failed is None and self.seen > self.after_clips:
+        if self.due():
             return self._compile(inputs, key)
         if self.compiled is not None and key == self.key:
             return self.compiled(*inputs)

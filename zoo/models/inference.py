@@ -10,7 +10,7 @@ rounding (the FVD parity test holds it to the TensorFlow reference). ``precision
 CPU with AMX; else fp32). ``exact=True`` runs the unfused model in fp32 (no TF32),
 op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
 they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked. On the CPU a long run
-compiles the fused model with ``torch.compile`` (inductor, freezing) after its first 64 clips
+compiles the fused model with ``torch.compile`` (inductor, freezing) once the compile pays
 (:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off). On the CPU, freed
 memory is kept for the next batch (:mod:`zoo.models.host_memory`; ``QUOVADIS_KEEP_MEMORY=0`` turns it off).
 """
@@ -86,13 +86,19 @@ class InferenceModel:
         as it is."""
         return module if self.compile_after is None else CompiledForward(module, self.compile_after)
 
+    def expect(self, clips: int) -> None:
+        """Tell a compiling runner how many clips this run will pass, so it compiles only when that pays."""
+        if isinstance(self.forward, CompiledForward):
+            self.forward.expect(clips)
+
     def describe(self) -> str:
         if self.exact:
             return f"exact: unfused fp32 model on {self.device} (no TF32)"
         how = ("fused (BatchNorm folded, 1x1 convs merged, channels_last_3d)" if self.fused
                else "no fused form for this model: eager, channels_last_3d")
         if isinstance(self.forward, CompiledForward):
-            how += f", torch.compile after {self.forward.after_clips} clips"
+            how += (", torch.compile at once" if self.forward.after_clips == 0 else
+                    ", torch.compile on a long run (after 64 clips with 1000 or more still to come)")
         if self.keeps_memory:
             how += ", freed memory kept for reuse"
         return f"fast path: {how}, {self.precision} on {self.device}; --exact for the unfused fp32 model"
