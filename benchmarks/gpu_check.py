@@ -553,6 +553,11 @@ class GpuCheck:
         if gpus < 2:
             r.notes.append(f"{gpus} GPU(s) here: one process (the nccl all-reduce across 2 GPUs needs 2)")
 
+    def stem_step(self, r: StepResult) -> None:
+        got = stem_figures(self.sizes)
+        r.figures += [Figure(**f) for f in got["figures"]]
+        r.notes += got["notes"]
+
     def compile_step(self, r: StepResult) -> None:
         """In a child process, so a compilation that hangs is stopped by the command timeout."""
         out = self.work / "compile.json"
@@ -606,6 +611,7 @@ class GpuCheck:
             ("torchrun", "torchrun quovadis train (nccl with 2 GPUs, else 1 process)", self.torchrun),
             ("fvd_stats", "torchrun quovadis fvd-stats (optional)", self.fvd_stats),
             ("export_onnx", "quovadis export --format onnx (optional)", self.export_onnx),
+            ("stem", "fused bf16 I3D: space-to-depth stem vs the strided stem conv", self.stem_step),
             ("compile", "torch.compile: I3D and an inflated ResNet-50", self.compile_step),
         ]
         t = time.perf_counter()
@@ -784,6 +790,39 @@ def markdown(report: dict) -> str:
         if st["error"]:
             lines.append(f"- {st['name']} **{st['status']}**: " + st["error"].strip().splitlines()[0][:300])
     return "\n".join(lines) + "\n"
+
+
+def stem_figures(sizes: Sizes) -> dict:
+    """The fused bf16 I3D with its space-to-depth stem (the default for bf16) against the strided 3-channel
+    stem conv, on the device: ms per clip each, and how far their logits are apart. Measured on an AMX CPU
+    (2.3x for the stem, docs/benchmarks.md); on a GPU it is unmeasured, which this step settles."""
+    from zoo.models.i3d import InceptionI3d
+    device, cuda = sizes.device, sizes.device.startswith("cuda")
+    torch.manual_seed(0)
+    net = InceptionI3d().eval()
+    x = (torch.rand(*sizes.compile_i3d_input, device=device) * 2 - 1).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    times, logits = {}, {}
+    for s2d in (False, True):
+        model = net.fused(dtype=torch.bfloat16, space_to_depth=s2d).to(device)
+        with torch.inference_mode():
+            for _ in range(2 if sizes.forward_reps > 1 else 0):  # warm-up (cuDNN autotuning, weight packing)
+                model(x)
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(sizes.forward_reps):
+                logits[s2d] = model(x).float()
+            if cuda:
+                torch.cuda.synchronize()
+        times[s2d] = (time.perf_counter() - t) / sizes.forward_reps / x.shape[0]
+    diff = float((logits[True] - logits[False]).abs().max() / logits[False].abs().max())
+    figures = [{"name": "strided stem: ms per clip", "value": round(times[False] * 1e3, 2), "unit": "ms"},
+               {"name": "space-to-depth stem: ms per clip", "value": round(times[True] * 1e3, 2), "unit": "ms"},
+               {"name": "space-to-depth speedup", "value": round(times[False] / times[True], 3), "unit": "x"},
+               {"name": "logits apart (relative, bf16)", "value": diff, "unit": ""}]
+    return {"figures": figures, "notes": [f"fused bf16 I3D on {tuple(x.shape)}, {sizes.forward_reps} timed forwards; "
+                                          "if the speedup is below 1, make fused() keep the strided stem on CUDA"]}
 
 
 def compile_figures(sizes: Sizes) -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["gpu_tests", "weights", "predict", "fvd", "features", "flow_torch", "flow_opencv", "train", "torchrun",
-         "fvd_stats", "export_onnx", "compile"]
+         "fvd_stats", "export_onnx", "stem", "compile"]
 OPTIONAL = ["fvd_stats", "export_onnx"]  # skip, with the reason, where this quovadis lacks the command
 REQUIRED = [s for s in STEPS if s not in OPTIONAL]
 
@@ -43,6 +43,7 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     assert figures[("flow_opencv", "EPE vs OpenCV, mean (px)")] >= 0
     assert figures[("fvd", "FVD")] > 0 and figures[("torchrun", "processes")] == 1
     assert figures[("compile", "I3D: compile seconds")] > 0
+    assert figures[("stem", "space-to-depth speedup")] > 0 and figures[("stem", "logits apart (relative, bf16)")] < 0.1
 
     table = (out / "gpu_check.md").read_text()
     assert "| step | status | s | figure | value | goal |" in table
