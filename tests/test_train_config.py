@@ -144,6 +144,14 @@ def test_numbers_round_trip_through_overrides_and_config_json(lr, epochs):
     # a list where a mapping is declared, and the other way round (OmegaConf's merge names no key)
     ("model.kwargs=[1]", "config key 'model.kwargs' expects dict[str, Any], got [1]"),
     ("optim.step_epochs.x=1", "config key 'optim.step_epochs' expects list[int], got {'x': 1}"),
+    # OmegaConf's missing value used to be accepted and keep the default; an empty key part named 'optim' unknown
+    ("epochs=???", "config key 'epochs' is ??? (OmegaConf's missing value): give it a value, or leave the key out "
+                   "for its default"),
+    ("optim.lr=???", "config key 'optim.lr' is ??? (OmegaConf's missing value): give it a value, or leave the key "
+                     "out for its default"),
+    ("optim..lr=1", "override 'optim..lr=1': key 'optim..lr' has an empty part; write SECTION.KEY=VALUE (for "
+                    "example optim.lr=0.01)"),
+    ("lr.=1", "override 'lr.=1': key 'lr.' has an empty part; write SECTION.KEY=VALUE (for example optim.lr=0.01)"),
 ])
 def test_each_refusal_is_one_exact_line(override, message):
     with pytest.raises(ValueError) as e:

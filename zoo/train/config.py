@@ -204,6 +204,10 @@ def parse_overrides(overrides) -> DictConfig:
     for item in overrides:
         if "=" not in item or not item.split("=", 1)[0]:
             raise ConfigError(f"override {item!r} is not KEY=VALUE (for example optim.lr=0.01)")
+        key = item.split("=", 1)[0]
+        if "" in key.split("."):
+            raise ConfigError(f"override {item!r}: key {key!r} has an empty part; write SECTION.KEY=VALUE "
+                              "(for example optim.lr=0.01)")
     try:
         return OmegaConf.from_dotlist(overrides)
     except yaml.YAMLError as e:
@@ -245,6 +249,9 @@ def _check_containers(node: DictConfig, prefix: str = "") -> None:
         if OmegaConf.is_interpolation(node, k):  # resolved (or named, if it dangles) by the merge below
             continue
         key = f"{prefix}{k}"
+        if OmegaConf.is_missing(node, k):  # "???" would merge as "not given" and keep the default silently
+            raise ConfigError(f"config key {key!r} is ??? (OmegaConf's missing value): give it a value, or leave "
+                              "the key out for its default")
         t, value = declared_type(key), node.get(k)
         if is_dataclass(t):
             if not isinstance(value, DictConfig):
