@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     from zoo.data.synthetic import make_moving_shapes
     from zoo.metrics.features import FeatureExtractor
     from zoo.metrics.fvd import FVDModel, compute_stats
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # as the inference commands do (zoo/models/host_memory.py)
     print(f"{args.videos} videos of {args.frames} frames at {args.size}x{args.size}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print("\n| job | decode workers | videos/s | clips/s | data wait |")

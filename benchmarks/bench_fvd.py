@@ -114,6 +114,8 @@ def main(argv=None) -> int:
 
     import zoo
     from zoo.metrics.fvd import FVDModel, compute_stats
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # as the inference commands do (zoo/models/host_memory.py)
     weights = Path(args.weights) if args.weights else default_weights()
     with tempfile.TemporaryDirectory() as d:
         if weights is None:

@@ -161,6 +161,8 @@ def main():
     p.add_argument("--skip-forward", action="store_true")
     p.add_argument("--skip-inference", action="store_true")
     args = p.parse_args()
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # as the inference commands do (zoo/models/host_memory.py)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, timm {timm.__version__}")

@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
     from zoo.models.inference import InferenceModel
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # as the inference commands do (zoo/models/host_memory.py)
     torch.manual_seed(0)
     runner = InferenceModel(InceptionI3d(), device="cpu", precision=args.precision, compile=args.compile)
     x = torch.rand(args.batch, 3, args.frames, args.size, args.size) * 2 - 1

@@ -124,3 +124,12 @@ def test_auto_compiles_only_when_enough_clips_are_left_to_pay_for_it():
     later.seen = 3000
     later.expect(PAYBACK_CLIPS)
     assert later.expected == 3000 + PAYBACK_CLIPS and later.due()
+
+
+def test_a_short_last_batch_never_takes_the_compile():
+    """Compiling is for the full batches' shape: a short chunk (a video's last clips) arriving when the
+    compile comes due waits for the next full batch."""
+    forward = CompiledForward(torch.nn.Identity(), COMPILE_AFTER_CLIPS)
+    forward.expect(5000)
+    forward.largest, forward.seen = 4, COMPILE_AFTER_CLIPS + 2
+    assert not forward.due(2) and forward.due(4) and forward.due()

@@ -1,4 +1,5 @@
-"""CPU inference keeps freed memory for the next batch (glibc mallopt), and batches clips in one copy."""
+"""The inference commands keep freed memory for the next batch (glibc mallopt; opt-in for a library process),
+and the runner batches clips in one copy."""
 import os
 import resource
 import subprocess
@@ -45,20 +46,57 @@ def test_freed_memory_is_reused_without_page_faults():
     assert _faults("keep") <= 65536 + 1000
 
 
-def test_env_turns_it_off_and_refuses_nonsense():
-    code = ("import sys; from zoo.models.host_memory import keep_freed_memory as k\n"
-            "try:\n    print(k())\nexcept ValueError as e:\n    print(e)")
-    run = lambda v: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,  # noqa: E731
-                                   env={**os.environ, "PYTHONPATH": str(ROOT), "QUOVADIS_KEEP_MEMORY": v}).stdout.strip()
-    assert run("0") == "False"
-    assert run("maybe") == "QUOVADIS_KEEP_MEMORY='maybe': use 0 (give freed memory back, glibc's default) or 1"
-    if GLIBC:
-        assert run("1") == "True"
+_STATE = """
+import sys
+from zoo.models.i3d import InceptionI3d
+from zoo.models.inference import InferenceModel
+from zoo.models.host_memory import keep_freed_memory
+def runner():
+    return InferenceModel(InceptionI3d(num_classes=3, final_endpoint="Mixed_3b"), device="cpu", compile=False)
+try:
+    first = runner().keeps_memory
+    print(first, keep_freed_memory(), runner().keeps_memory, "freed memory kept" in runner().describe())
+except ValueError as e:
+    print(e)
+"""
 
 
-def test_cpu_inference_says_it_keeps_memory():
-    runner = InferenceModel(InceptionI3d(num_classes=3, final_endpoint="Mixed_3b"), device="cpu", compile=False)
-    assert runner.keeps_memory == bool(GLIBC) and ("freed memory kept for reuse" in runner.describe()) == bool(GLIBC)
+def _state(env: str | None) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "QUOVADIS_KEEP_MEMORY"}
+    if env is not None:
+        environ["QUOVADIS_KEEP_MEMORY"] = env
+    out = subprocess.run([sys.executable, "-c", _STATE], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_a_library_runner_leaves_malloc_alone_unless_asked():
+    """Process-wide, so opt-in: a runner alone does not set it; keep_freed_memory() (what the inference commands
+    call) or QUOVADIS_KEEP_MEMORY=1 does, and the runners say so; =0 refuses it even to the commands."""
+    assert _state(None) == "False True True True"
+    assert _state("1") == "True True True True"
+    assert _state("0") == "False False False False"
+    assert _state("maybe") == "QUOVADIS_KEEP_MEMORY='maybe': use 1 (keep freed memory for reuse) or 0 (give it back, glibc's default)"
+
+
+def test_the_features_command_keeps_memory(tmp_path):
+    code = ("import sys; from zoo.cli.main import main; from zoo.models import host_memory as h\n"
+            "rc = main(sys.argv[1:]); print('KEPT', h._applied)")
+    from safetensors.torch import save_file
+
+    import zoo
+    from zoo.data.synthetic import make_moving_shapes
+    root = make_moving_shapes(tmp_path / "v", classes=2, per_class=2, frames=9, size=32, seed=0)
+    weights = tmp_path / "random.safetensors"
+    save_file(zoo.load("i3d_inception_k400_rgb", pretrained=False).state_dict(), str(weights))
+    out = subprocess.run([sys.executable, "-c", code, "features", str(root), str(tmp_path / "f"), "--model",
+                          "i3d_inception_k400_rgb", "--weights", str(weights), "--endpoint", "Mixed_3b", "--clip-len",
+                          "8", "--stride", "8", "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**{k: v for k, v in os.environ.items() if k != "QUOVADIS_KEEP_MEMORY"},
+                              "PYTHONPATH": str(ROOT)})
+    assert f"KEPT {bool(GLIBC)}" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default 4)")
     p.add_argument("--workers", type=int, default=None,
-                   help="decoding workers (default: none on 2 cores or fewer, else min(4, cores - 2))")
+                   help="decoding workers (default on the CPU: none on 2 cores or fewer, else min(4, cores - 2); "
+                        "on a GPU min(4, cores))")
     p.add_argument("--format", dest="fmt", default="safetensors", choices=["safetensors", "npy"])
     p.add_argument("--shard", default=None, metavar="K/N", help="only videos K, K+N, ... of the sorted list (K from 0)")
     p.add_argument("--on-error", default="skip", choices=["skip", "fail"],
@@ -39,6 +40,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from zoo.metrics.features import FeatureExtractor
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # this process is ours: no page faults per batch (zoo/models/host_memory.py)
     from zoo.data.video_folder import parse_shard
 
     shard = parse_shard(args.shard)

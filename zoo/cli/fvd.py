@@ -23,7 +23,9 @@ def add_model_options(p) -> None:
     p.add_argument("--weights", default=None, help="i3d_inception_k400_rgb safetensors (else the zoo resolves it)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=None, help="decoding workers (default: none on 2 cores or fewer, else min(4, cores - 2))")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding workers (default on the CPU: none on 2 cores or fewer, else min(4, cores - 2); "
+                        "on a GPU min(4, cores))")
     add_precision_option(p, "fp32")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: fused fp32)")
     add_compile_option(p)
@@ -57,6 +59,8 @@ def add_parser(sub) -> None:
 
 def make_model(args):
     from zoo.metrics.fvd import FVDModel
+    from zoo.models.host_memory import keep_freed_memory
+    keep_freed_memory()  # this process is ours: no page faults per batch (zoo/models/host_memory.py)
     model = FVDModel(weights=args.weights, device=args.device, exact=args.exact, precision=args.precision,
                      compile=args.compile)
     print(f"quovadis {args.command}: {model.describe()}", file=sys.stderr)

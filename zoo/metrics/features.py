@@ -282,7 +282,7 @@ class FeatureExtractor:
             jobs.append(_Job(len(jobs), v, path, fdir))
         transforms = self._transforms()
         dataset = _ClipChunks(jobs, self.streams, transforms, self.clip_len, self.stride, chunk or self.batch_size)
-        workers = decode_workers(len(jobs)) if workers is None else min(workers, len(jobs))
+        workers = decode_workers(len(jobs), self.runner.device.type) if workers is None else min(workers, len(jobs))
         loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=_collate,
                                              pin_memory=self.runner.device.type == "cuda")
         start, clips, done, failed = time.perf_counter(), 0, 0, []

@@ -54,6 +54,7 @@ class CompiledForward:
         self.model, self.after_clips = model, after_clips
         self.seen = 0
         self.expected: int | None = None  # clips the whole run will have passed through, when known
+        self.largest = 0  # the largest batch seen: the one to compile for (not a short last batch)
         self.compiled = None
         self.key = None  # (shape, dtype) the compiled program was made for
         self.compile_seconds: float | None = None
@@ -63,11 +64,14 @@ class CompiledForward:
         """The run will pass ``more_clips`` more clips (so compiling waits for none or skips a short run)."""
         self.expected = self.seen + more_clips
 
-    def due(self) -> bool:
-        """Whether to compile now: at once when asked (``after_clips`` 0); else past ``after_clips`` clips, and
-        then only with :data:`PAYBACK_CLIPS` still to come, or past :data:`UNKNOWN_RUN_AFTER_CLIPS` when
-        the run's length is not known."""
+    def due(self, batch: int | None = None) -> bool:
+        """Whether to compile now, on a batch of ``batch`` clips: at once when asked (``after_clips`` 0);
+        else past ``after_clips`` clips, and then only with :data:`PAYBACK_CLIPS` still to come, or past
+        :data:`UNKNOWN_RUN_AFTER_CLIPS` when the run's length is not known; and never on a batch smaller
+        than the largest seen (a video's short last chunk), whose shape the full batches would not reuse."""
         if self.compiled is not None or self.failed is not None:
+            return False
+        if batch is not None and batch < self.largest:
             return False
         if self.after_clips == 0:
             return True
@@ -78,9 +82,11 @@ class CompiledForward:
         return self.expected - self.seen >= PAYBACK_CLIPS
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        self.seen += inputs[0].shape[0]
+        batch = inputs[0].shape[0]
+        self.seen += batch
+        self.largest = max(self.largest, batch)
         key = tuple((tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last_3d)) for x in inputs)
-        if self.due():
+        if self.due(batch):
             return self._compile(inputs, key)
         if self.compiled is not None and key == self.key:
             return self.compiled(*inputs)

@@ -8,8 +8,11 @@ each batch faults hundreds of MB of zeroed pages in again: on the 2-core machine
 reuses the same pages: no faults. It is what Intel's PyTorch launch script gets by preloading jemalloc or
 tcmalloc, done in-process. The cost: the process keeps its peak memory until it exits.
 
-:class:`zoo.models.inference.InferenceModel` calls :func:`keep_freed_memory` for CPU inference;
-``QUOVADIS_KEEP_MEMORY=0`` turns it off. Elsewhere than glibc it does nothing.
+That is a process-wide setting, so the library does not make it behind a user's back: the inference
+commands (``quovadis fvd``, ``fvd-stats``, ``features``) call :func:`keep_freed_memory`, their process
+being theirs to tune. In your own process call it yourself, or set ``QUOVADIS_KEEP_MEMORY=1`` and every CPU
+:class:`zoo.models.inference.InferenceModel` does; ``QUOVADIS_KEEP_MEMORY=0`` keeps glibc's default even in
+the commands. Elsewhere than glibc it does nothing.
 """
 from __future__ import annotations
 
@@ -19,7 +22,16 @@ import os
 
 ENV = "QUOVADIS_KEEP_MEMORY"
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's malloc.h
+_GLIBC_MMAP_MAX = 65536  # glibc's default M_MMAP_MAX, put back if the second setting fails
 _applied: bool | None = None
+
+
+def _env() -> bool | None:
+    """``$QUOVADIS_KEEP_MEMORY``: True (1), False (0) or None (unset)."""
+    env = os.environ.get(ENV, "").strip().lower()
+    if env not in ("", "0", "1", "false", "true"):
+        raise ValueError(f"{ENV}={env!r}: use 1 (keep freed memory for reuse) or 0 (give it back, glibc's default)")
+    return None if env == "" else env in ("1", "true")
 
 
 def keep_freed_memory() -> bool:
@@ -28,11 +40,8 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied is not None:
         return _applied
-    env = os.environ.get(ENV, "").strip().lower()
-    if env not in ("", "0", "1", "false", "true"):
-        raise ValueError(f"{ENV}={env!r}: use 0 (give freed memory back, glibc's default) or 1")
     _applied = False
-    if env in ("0", "false"):
+    if _env() is False:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -40,5 +49,18 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt, Windows)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    return _applied
+    if not mallopt(_M_MMAP_MAX, 0):
+        return False
+    if not mallopt(_M_TRIM_THRESHOLD, 2**31 - 1):
+        mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)  # all or nothing
+        return False
+    _applied = True
+    return True
+
+
+def keep_if_asked() -> bool:
+    """For :class:`~zoo.models.inference.InferenceModel`: keep freed memory if ``QUOVADIS_KEEP_MEMORY=1``.
+    Returns whether freed memory is kept in this process (by this call or an earlier one)."""
+    if _env():
+        return keep_freed_memory()
+    return bool(_applied)

@@ -180,6 +180,20 @@ def space_to_depth(x: torch.Tensor, kernel: list[int], stride: list[int], dtype:
     return out.view(b, *lengths, st * sh * sw * c).permute(0, 4, 1, 2, 3)
 
 
+def space_to_depth_differentiable(x: torch.Tensor, kernel, stride, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`space_to_depth` as ``F.pad`` then a permuting copy: slower, but autograd goes through it."""
+    b, c = x.shape[:2]
+    lengths, phases = _space_to_depth_layout(x.shape[2:], kernel, stride)
+    pad = [0, 0]
+    for n, q, s, axis in zip(x.shape[2:], lengths, stride, phases):
+        front = s * axis[0][0] - axis[0][1]  # phase 0: first output j0 reads input s*j0 - front
+        pad[2:2] = [front, s * q - n - front]
+    st, sh, sw = stride
+    y = F.pad(x.permute(0, 2, 3, 4, 1), pad).to(dtype)  # (B, T, H, W, C) padded to s * q per axis
+    y = y.reshape(b, lengths[0], st, lengths[1], sh, lengths[2], sw, c).permute(0, 1, 3, 5, 2, 4, 6, 7)
+    return y.reshape(b, *lengths, st * sh * sw * c).permute(0, 4, 1, 2, 3)
+
+
 @space_to_depth.register_fake
 def _(x, kernel, stride, dtype):
     lengths, _ = _space_to_depth_layout(x.shape[2:], kernel, stride)
@@ -196,7 +210,8 @@ class SpaceToDepthConv(nn.Module):
     function up to float rounding. Only worth it where the strided conv has few input channels: I3D's stem
     (3 channels, 7x7x7, stride 2) becomes 24 channels, 4x4x4, stride 1, which runs 2.3x faster in bf16 on
     an AMX CPU even though it is 1.5x the multiply-adds (oneDNN cannot fill AMX tiles from 3 channels), and
-    1.7x slower in fp32 (see ``docs/benchmarks.md``), so :meth:`InceptionI3d.fused` uses it for bf16 only.
+    1.7x slower in fp32 (see ``docs/benchmarks.md``), so the CPU runner uses it for bf16 only. When a
+    gradient is asked of the input, the fold runs as ``F.pad`` and a permute, which autograd follows.
     """
 
     def __init__(self, unit: "Unit3D"):
@@ -214,6 +229,8 @@ class SpaceToDepthConv(nn.Module):
         self.bias = nn.Parameter(unit.conv.bias.detach().clone(), requires_grad=False)
 
     def space_to_depth(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:  # the custom op has no backward: the same fold, traced
+            return space_to_depth_differentiable(x, self.kernel, self.stride, self.weight.dtype)
         return space_to_depth(x, list(self.kernel), list(self.stride), self.weight.dtype)
 
     def forward(self, x):
@@ -404,13 +421,14 @@ class InceptionI3d(nn.Module):
         return self
 
     def fused(self, dtype: torch.dtype | None = None, channels_last: bool = True,
-              space_to_depth: bool | None = None) -> "InceptionI3d":
+              space_to_depth: bool = False) -> "InceptionI3d":
         """An inference copy: every BatchNorm folded into its conv, each Mixed block's three 1x1 convs on
         the same input merged into one, weights in ``channels_last_3d`` (feed it
         ``x.contiguous(memory_format=torch.channels_last_3d)``) and, with ``dtype=torch.bfloat16``, bf16
-        weights for CPUs with AMX or GPUs. ``space_to_depth``: run the stem conv as
-        :class:`SpaceToDepthConv` (default: with bf16 only, where it is faster). Same function as the
-        original up to float rounding; eval only."""
+        weights for CPUs with AMX or GPUs. ``space_to_depth=True``: run the stem conv as
+        :class:`SpaceToDepthConv` (:class:`zoo.models.inference.InferenceModel` asks for it in bf16 on the
+        CPU, where it measured faster; it is slower in fp32 and not yet measured on a GPU). Same function as
+        the original up to float rounding; eval only."""
         model = copy.deepcopy(self).eval()
         for unit in model.modules():
             if isinstance(unit, Unit3D) and unit.bn is not None:
@@ -420,7 +438,7 @@ class InceptionI3d(nn.Module):
                 conv.weight.data.mul_(scale.view(-1, 1, 1, 1, 1))
                 conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
                 unit.bn = None
-        if space_to_depth if space_to_depth is not None else dtype == torch.bfloat16:
+        if space_to_depth:
             if hasattr(model, "Conv3d_1a_7x7"):
                 model.Conv3d_1a_7x7 = SpaceToDepthConv(model.Conv3d_1a_7x7)
         for block in model.modules():

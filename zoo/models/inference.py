@@ -11,8 +11,9 @@ CPU with AMX; else fp32). ``exact=True`` runs the unfused model in fp32 (no TF32
 op for op as DeepMind's graph. Models without a fused form (inflated timm/torchvision networks) run as
 they are, in ``channels_last_3d`` and under bf16 autocast when bf16 is asked. On the CPU a long run
 compiles the fused model with ``torch.compile`` (inductor, freezing) once the compile pays
-(:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off). On the CPU, freed
-memory is kept for the next batch (:mod:`zoo.models.host_memory`; ``QUOVADIS_KEEP_MEMORY=0`` turns it off).
+(:mod:`zoo.models.compiled`; ``compile=False`` or ``QUOVADIS_COMPILE=0`` turns it off). The inference
+commands keep freed memory for the next batch (:mod:`zoo.models.host_memory`: 1.2-1.4x on the CPU); in your
+own process call :func:`zoo.models.host_memory.keep_freed_memory` or set ``QUOVADIS_KEEP_MEMORY=1``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from zoo.models.compiled import CompiledForward, compile_after
-from zoo.models.host_memory import keep_freed_memory
+from zoo.models.host_memory import keep_if_asked
 from zoo.models.precision import PRECISIONS, has_fast_bf16, resolve_precision  # noqa: F401 (re-exported)
 
 def resolve_device(device=None) -> torch.device:
@@ -34,15 +35,19 @@ def resolve_device(device=None) -> torch.device:
     return device
 
 
-def _fuse(model: nn.Module, dtype) -> tuple[nn.Module, bool]:
-    """The fused copy of ``model`` (I3D, or each stream of a two-stream I3D), and whether it was fused."""
+def _fuse(model: nn.Module, dtype, device: torch.device) -> tuple[nn.Module, bool]:
+    """The fused copy of ``model`` (I3D, or each stream of a two-stream I3D), and whether it was fused. In
+    bf16 on the CPU the stem runs as a space-to-depth conv (measured 2.3x faster with AMX; unmeasured on GPUs,
+    where ``benchmarks/gpu_check.sh``'s stem step will tell)."""
+    s2d = dtype == torch.bfloat16 and device.type == "cpu"
     if hasattr(model, "fused"):
-        return model.fused(dtype=dtype), True
+        return model.fused(dtype=dtype, space_to_depth=s2d), True
     if hasattr(model, "rgb") and hasattr(model, "flow") and hasattr(model.rgb, "fused"):
         import copy
         fused = copy.copy(model)
         fused._modules = dict(model._modules)
-        fused.rgb, fused.flow = model.rgb.fused(dtype=dtype), model.flow.fused(dtype=dtype)
+        fused.rgb = model.rgb.fused(dtype=dtype, space_to_depth=s2d)
+        fused.flow = model.flow.fused(dtype=dtype, space_to_depth=s2d)
         return fused, True
     return model, False
 
@@ -70,26 +75,30 @@ class InferenceModel:
         model = model.eval()
         self.fused = False
         if not exact:
-            model, self.fused = _fuse(model, self.dtype if self.dtype != torch.float32 else None)
+            model, self.fused = _fuse(model, self.dtype if self.dtype != torch.float32 else None, self.device)
             if not self.fused and hasattr(model, "to_channels_last"):
                 model.to_channels_last()
         self.model = model.to(self.device).requires_grad_(False)
         self.channels_last = not exact
         self.autocast = self.precision == "bf16" and not self.fused
         self.compile_after = compile_after(compile, self.device, self.fused)
+        self._compiling: list[CompiledForward] = []  # every wrapped module, so expect() reaches each
         self.forward = self.wrap(self.model)
-        self.keeps_memory = self.device.type == "cpu" and keep_freed_memory()
+        self.keeps_memory = self.device.type == "cpu" and keep_if_asked()
 
     def wrap(self, module: nn.Module):
         """``module`` (the model, or a module around it that returns other outputs, as ``features``' endpoint
         heads) called the way this runner calls its model: compiled after :attr:`compile_after` clips, or
         as it is."""
-        return module if self.compile_after is None else CompiledForward(module, self.compile_after)
+        if self.compile_after is None:
+            return module
+        self._compiling.append(CompiledForward(module, self.compile_after))
+        return self._compiling[-1]
 
     def expect(self, clips: int) -> None:
         """Tell a compiling runner how many clips this run will pass, so it compiles only when that pays."""
-        if isinstance(self.forward, CompiledForward):
-            self.forward.expect(clips)
+        for forward in self._compiling:
+            forward.expect(clips)
 
     def describe(self) -> str:
         if self.exact:
@@ -98,7 +107,8 @@ class InferenceModel:
                else "no fused form for this model: eager, channels_last_3d")
         if isinstance(self.forward, CompiledForward):
             how += (", torch.compile at once" if self.forward.after_clips == 0 else
-                    ", torch.compile on a long run (after 64 clips with 1000 or more still to come)")
+                    ", torch.compile once a long run has 1000+ clips to go (or after 1024 clips when its length "
+                    "is unknown)")
         if self.keeps_memory:
             how += ", freed memory kept for reuse"
         return f"fast path: {how}, {self.precision} on {self.device}; --exact for the unfused fp32 model"

@@ -8,12 +8,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fast")
 
 
 def has_fast_bf16(device) -> bool:
-    """Whether ``device`` runs bf16 convs natively: a CUDA GPU with bf16, or a CPU with AMX tiles (Intel
-    Sapphire Rapids and later), where the fused bf16 I3D runs 3-4x faster than fp32 (docs/benchmarks.md).
-    Without AMX, oneDNN emulates bf16 and it can be slower than fp32."""
+    """Whether ``device`` runs bf16 convs natively: a CUDA GPU of compute capability 8 or more (Ampere and
+    later; a T4 or V100 only emulates bf16) or a ROCm GPU, or a CPU with AMX tiles (Intel Sapphire Rapids
+    and later), where the fused bf16 I3D runs 3-4x faster than fp32 (docs/benchmarks.md). Without AMX,
+    oneDNN emulates bf16 and it can be slower than fp32."""
     import torch
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        return torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return device.type == "cpu" and amx is not None and bool(amx())
 
