@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from zoo.cli.options import add_compile_option, add_precision_option
+from zoo.cli.options import add_compile_option, add_precision_option, add_workers_option
 
 
 def add_parser(sub) -> None:
@@ -27,9 +27,7 @@ def add_parser(sub) -> None:
     add_compile_option(p)
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: the fused fast path)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default 4)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding workers (default on the CPU: none on 2 cores or fewer, else min(4, cores - 2); "
-                        "on a GPU min(4, cores))")
+    add_workers_option(p)
     p.add_argument("--format", dest="fmt", default="safetensors", choices=["safetensors", "npy"])
     p.add_argument("--shard", default=None, metavar="K/N", help="only videos K, K+N, ... of the sorted list (K from 0)")
     p.add_argument("--on-error", default="skip", choices=["skip", "fail"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from zoo.cli.options import add_compile_option, add_precision_option
+from zoo.cli.options import add_compile_option, add_precision_option, add_workers_option
 
 
 def add_clip_options(p) -> None:
@@ -23,9 +23,7 @@ def add_model_options(p) -> None:
     p.add_argument("--weights", default=None, help="i3d_inception_k400_rgb safetensors (else the zoo resolves it)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding workers (default on the CPU: none on 2 cores or fewer, else min(4, cores - 2); "
-                        "on a GPU min(4, cores))")
+    add_workers_option(p)
     add_precision_option(p, "fp32")
     p.add_argument("--exact", action="store_true", help="the unfused fp32 model (default: fused fp32)")
     add_compile_option(p)

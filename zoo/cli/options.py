@@ -12,6 +12,13 @@ def add_compile_option(p: argparse.ArgumentParser) -> None:
                         "1000 or more clips still to come; QUOVADIS_COMPILE=0/1 sets the default")
 
 
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    """``--workers``: decoding processes; the default is :func:`zoo.data.workers.decode_workers`."""
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding workers (default on the CPU: none on 2 cores or fewer, else min(4, cores - 2); "
+                        "on a GPU min(4, cores))")
+
+
 def add_precision_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
     """``--precision``: the choices of :data:`zoo.models.precision.PRECISIONS`, with ``default``."""
     from zoo.models.precision import PRECISIONS

@@ -324,7 +324,7 @@ class FeatureExtractor:
         seconds = time.perf_counter() - start
         return {"videos": len(videos), "done": done, "skipped": skipped, "failed": failed, "clips": clips,
                 "seconds": round(seconds, 3), "clips_per_s": round(clips / seconds, 3) if seconds and clips else 0.0,
-                "data_wait": round(clock.waited / seconds, 4) if seconds else 0.0}
+                "data_wait": round(clock.fraction(), 4)}
 
     def _transforms(self) -> dict:
         t = self.entry.transform

@@ -263,7 +263,8 @@ def compute_stats(src, model: FVDModel, *, protocol: str = "reference", side: st
     dataset = _Clips(mine, indices, SIZE, sampling["clip_offset"], seed, drop)
     model.runner.expect(len(mine))  # a compiling runner compiles only if enough clips are left to pay for it
     if workers is None:
-        workers = 0 if not mine or isinstance(mine[0], _TensorVideo) else decode_workers(len(mine), model.runner.device.type)
+        in_memory = not mine or isinstance(mine[0], _TensorVideo)  # nothing to decode
+        workers = 0 if in_memory else decode_workers(len(mine), model.runner.device.type)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                                          pin_memory=model.runner.device.type == "cuda")
     bar = tqdm(total=len(mine), unit="video", desc=f"FVD {name}", disable=not progress, file=sys.stderr)

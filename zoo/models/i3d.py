@@ -183,10 +183,10 @@ def space_to_depth(x: torch.Tensor, kernel: list[int], stride: list[int], dtype:
 def space_to_depth_differentiable(x: torch.Tensor, kernel, stride, dtype: torch.dtype) -> torch.Tensor:
     """:func:`space_to_depth` as ``F.pad`` then a permuting copy: slower, but autograd goes through it."""
     b, c = x.shape[:2]
-    lengths, phases = _space_to_depth_layout(x.shape[2:], kernel, stride)
+    lengths, _ = _space_to_depth_layout(x.shape[2:], kernel, stride)
     pad = [0, 0]
-    for n, q, s, axis in zip(x.shape[2:], lengths, stride, phases):
-        front = s * axis[0][0] - axis[0][1]  # phase 0: first output j0 reads input s*j0 - front
+    for n, q, k, s in zip(x.shape[2:], lengths, kernel, stride):
+        front = same_padding(n, k, s)[0]
         pad[2:2] = [front, s * q - n - front]
     st, sh, sw = stride
     y = F.pad(x.permute(0, 2, 3, 4, 1), pad).to(dtype)  # (B, T, H, W, C) padded to s * q per axis

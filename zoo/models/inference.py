@@ -26,6 +26,7 @@ from zoo.models.compiled import CompiledForward, compile_after
 from zoo.models.host_memory import keep_if_asked
 from zoo.models.precision import PRECISIONS, has_fast_bf16, resolve_precision  # noqa: F401 (re-exported)
 
+
 def resolve_device(device=None) -> torch.device:
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -81,6 +82,7 @@ class InferenceModel:
         self.model = model.to(self.device).requires_grad_(False)
         self.channels_last = not exact
         self.autocast = self.precision == "bf16" and not self.fused
+        self.input_dtype = self.dtype if self.fused else torch.float32  # autocast casts inside an unfused model
         self.compile_after = compile_after(compile, self.device, self.fused)
         self._compiling: list[CompiledForward] = []  # every wrapped module, so expect() reaches each
         self.forward = self.wrap(self.model)
@@ -119,8 +121,7 @@ class InferenceModel:
         twice, the first a transpose when the clips are ``channels_last_3d`` views, as FVD's are)."""
         first = clips[0]
         layout = torch.channels_last_3d if self.channels_last and first.dim() == 4 else torch.contiguous_format
-        out = torch.empty((len(clips), *first.shape), dtype=self.dtype if self.fused else torch.float32,
-                          memory_format=layout)
+        out = torch.empty((len(clips), *first.shape), dtype=self.input_dtype, memory_format=layout)
         for row, clip in zip(out, clips):
             if clip.shape != first.shape:
                 raise ValueError(f"clips of one batch must have one shape: {tuple(first.shape)} and {tuple(clip.shape)}")
@@ -129,7 +130,7 @@ class InferenceModel:
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        x = x.to(self.dtype) if self.fused else x.float()
+        x = x.to(self.input_dtype)
         if self.channels_last and x.dim() == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
